@@ -1,0 +1,25 @@
+/* A volume: its backing directory, header, service key and service tree. */
+#ifndef CK_VOLUME_H
+#define CK_VOLUME_H
+#include <stddef.h>
+#include "format.h"
+#include "tree.h"
+
+struct ck_volume {
+	char *path;
+	int fd;                          /* backing root, O_DIRECTORY */
+	struct ck_volume_hdr hdr;
+	struct ck_tree service;          /* the service tree (keys secret) */
+};
+
+/* Initialise a volume in path (created if missing). force allows a
+ * non-empty directory and an existing volume (whose header is kept as
+ * .ckfs/volume.old-<id>; its key file is never deleted).
+ * On failure returns a negative errno and writes a one-line reason. */
+int ck_volume_create(const char *path, const char *key_dir, int force,
+                     char *msg, size_t msg_len) CK_WUR;
+int ck_volume_open(const char *path, const char *key_dir, struct ck_volume *v,
+                   char *msg, size_t msg_len) CK_WUR;
+void ck_volume_close(struct ck_volume *v);
+
+#endif
