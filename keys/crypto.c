@@ -1,0 +1,269 @@
+/* The only file that includes OpenSSL's EVP headers. See crypto.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+#include "crypto.h"
+
+int ck_random(void *buf, size_t n)
+{
+	return RAND_bytes(buf, (int)n) == 1 ? 0 : -EIO;
+}
+
+int ck_hkdf_sha256(const uint8_t *ikm, size_t ikm_len,
+                   const uint8_t *salt, size_t salt_len,
+                   const uint8_t *info, size_t info_len,
+                   uint8_t *out, size_t out_len)
+{
+	EVP_KDF *kdf = NULL;
+	EVP_KDF_CTX *ctx = NULL;
+	OSSL_PARAM p[5], *q = p;
+	int r = -EIO;
+
+	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	if (!kdf || !(ctx = EVP_KDF_CTX_new(kdf)))
+		goto out;
+	*q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
+	*q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikm_len);
+	if (salt && salt_len)
+		*q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
+	*q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
+	*q = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(ctx, out, out_len, p) == 1)
+		r = 0;
+out:
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+	return r;
+}
+
+int ck_hmac_sha256(const uint8_t key[static CK_KEY_LEN],
+                   const void *const parts[], const size_t lens[], int n,
+                   uint8_t out[static CK_HASH_LEN])
+{
+	EVP_MAC *mac = NULL;
+	EVP_MAC_CTX *ctx = NULL;
+	OSSL_PARAM p[2];
+	size_t len = 0;
+	int r = -EIO;
+
+	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (!mac || !(ctx = EVP_MAC_CTX_new(mac)))
+		goto out;
+	p[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+	p[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_init(ctx, key, CK_KEY_LEN, p) != 1)
+		goto out;
+	for (int i = 0; i < n; i++)
+		if (lens[i] && EVP_MAC_update(ctx, parts[i], lens[i]) != 1)
+			goto out;
+	if (EVP_MAC_final(ctx, out, &len, CK_HASH_LEN) == 1 && len == CK_HASH_LEN)
+		r = 0;
+out:
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(mac);
+	return r;
+}
+
+int ck_sha256(const void *data, size_t n, uint8_t out[static CK_HASH_LEN])
+{
+	unsigned int len = 0;
+	return EVP_Digest(data, n, out, &len, EVP_sha256(), NULL) == 1 ? 0 : -EIO;
+}
+
+struct ck_gcm {
+	EVP_CIPHER_CTX *enc;
+	EVP_CIPHER_CTX *dec;
+};
+
+int ck_gcm_new(struct ck_gcm **out, const uint8_t key[static CK_KEY_LEN])
+{
+	struct ck_gcm *g = calloc(1, sizeof(*g));
+	int r = -ENOMEM;
+
+	*out = NULL;
+	if (!g)
+		return r;
+	g->enc = EVP_CIPHER_CTX_new();
+	g->dec = EVP_CIPHER_CTX_new();
+	if (!g->enc || !g->dec)
+		goto out;
+	r = -EIO;
+	if (EVP_EncryptInit_ex(g->enc, EVP_aes_256_gcm(), NULL, key, NULL) != 1 ||
+	    EVP_DecryptInit_ex(g->dec, EVP_aes_256_gcm(), NULL, key, NULL) != 1)
+		goto out;
+	*out = g;
+	return 0;
+out:
+	ck_gcm_free(g);
+	return r;
+}
+
+void ck_gcm_free(struct ck_gcm *g)
+{
+	if (!g)
+		return;
+	/* EVP_CIPHER_CTX_free wipes the key schedule. */
+	EVP_CIPHER_CTX_free(g->enc);
+	EVP_CIPHER_CTX_free(g->dec);
+	free(g);
+}
+
+int ck_gcm_seal(struct ck_gcm *g, const uint8_t nonce[static CK_GCM_NONCE_LEN],
+                const uint8_t *aad, size_t aad_len,
+                const uint8_t *pt, size_t n, uint8_t *ct,
+                uint8_t tag[static CK_GCM_TAG_LEN])
+{
+	int len;
+
+	if (EVP_EncryptInit_ex(g->enc, NULL, NULL, NULL, nonce) != 1)
+		return -EIO;
+	if (aad_len && EVP_EncryptUpdate(g->enc, NULL, &len, aad, (int)aad_len) != 1)
+		return -EIO;
+	if (n && EVP_EncryptUpdate(g->enc, ct, &len, pt, (int)n) != 1)
+		return -EIO;
+	if (EVP_EncryptFinal_ex(g->enc, ct + n, &len) != 1)
+		return -EIO;
+	if (EVP_CIPHER_CTX_ctrl(g->enc, EVP_CTRL_GCM_GET_TAG, CK_GCM_TAG_LEN, tag) != 1)
+		return -EIO;
+	return 0;
+}
+
+int ck_gcm_open(struct ck_gcm *g, const uint8_t nonce[static CK_GCM_NONCE_LEN],
+                const uint8_t *aad, size_t aad_len,
+                const uint8_t *ct, size_t n, uint8_t *pt,
+                const uint8_t tag[static CK_GCM_TAG_LEN])
+{
+	int len;
+
+	if (EVP_DecryptInit_ex(g->dec, NULL, NULL, NULL, nonce) != 1)
+		return -EIO;
+	if (aad_len && EVP_DecryptUpdate(g->dec, NULL, &len, aad, (int)aad_len) != 1)
+		return -EIO;
+	if (n && EVP_DecryptUpdate(g->dec, pt, &len, ct, (int)n) != 1)
+		return -EIO;
+	if (EVP_CIPHER_CTX_ctrl(g->dec, EVP_CTRL_GCM_SET_TAG, CK_GCM_TAG_LEN, (void *)tag) != 1)
+		return -EIO;
+	if (EVP_DecryptFinal_ex(g->dec, pt + n, &len) != 1) {
+		if (n)
+			OPENSSL_cleanse(pt, n);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static EVP_CIPHER *siv_cipher(size_t key_len)
+{
+	if (key_len == 32)
+		return EVP_CIPHER_fetch(NULL, "AES-128-SIV", NULL);
+	if (key_len == 64)
+		return EVP_CIPHER_fetch(NULL, "AES-256-SIV", NULL);
+	return NULL;
+}
+
+/* OpenSSL's SIV takes each AAD update as one component of the RFC 5297
+ * vector, and the plaintext in a single update. */
+static int siv_run(int enc, const uint8_t *key, size_t key_len,
+                   const uint8_t *const ad[], const size_t ad_len[], int n_ad,
+                   const uint8_t *in, size_t n, uint8_t *out, uint8_t tag[16])
+{
+	EVP_CIPHER *c = siv_cipher(key_len);
+	EVP_CIPHER_CTX *ctx = NULL;
+	int len, r = -EIO;
+
+	if (!c)
+		return -EINVAL;
+	if (!(ctx = EVP_CIPHER_CTX_new()))
+		goto out;
+	if (EVP_CipherInit_ex(ctx, c, NULL, key, NULL, enc) != 1)
+		goto out;
+	if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, CK_SIV_TAG_LEN, tag) != 1)
+		goto out;
+	for (int i = 0; i < n_ad; i++)
+		if (EVP_CipherUpdate(ctx, NULL, &len, ad[i], (int)ad_len[i]) != 1)
+			goto out;
+	/* An empty plaintext still needs one update to compute V. */
+	if (EVP_CipherUpdate(ctx, out, &len, in ? in : (const uint8_t *)"", (int)n) != 1) {
+		r = enc ? -EIO : -EBADMSG;
+		goto out;
+	}
+	if (EVP_CipherFinal_ex(ctx, out + n, &len) != 1) {
+		r = enc ? -EIO : -EBADMSG;
+		goto out;
+	}
+	if (enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, CK_SIV_TAG_LEN, tag) != 1)
+		goto out;
+	r = 0;
+out:
+	if (r < 0 && !enc && n)
+		OPENSSL_cleanse(out, n);
+	EVP_CIPHER_CTX_free(ctx);
+	EVP_CIPHER_free(c);
+	return r;
+}
+
+int ck_siv_seal(const uint8_t *key, size_t key_len,
+                const uint8_t *const ad[], const size_t ad_len[], int n_ad,
+                const uint8_t *pt, size_t n, uint8_t *out)
+{
+	return siv_run(1, key, key_len, ad, ad_len, n_ad, pt, n, out + CK_SIV_TAG_LEN, out);
+}
+
+int ck_siv_open(const uint8_t *key, size_t key_len,
+                const uint8_t *const ad[], const size_t ad_len[], int n_ad,
+                const uint8_t *in, size_t in_len, uint8_t *pt)
+{
+	uint8_t tag[CK_SIV_TAG_LEN];
+
+	if (in_len < CK_SIV_TAG_LEN)
+		return -EBADMSG;
+	memcpy(tag, in, CK_SIV_TAG_LEN);
+	return siv_run(0, key, key_len, ad, ad_len, n_ad, in + CK_SIV_TAG_LEN,
+	               in_len - CK_SIV_TAG_LEN, pt, tag);
+}
+
+static int wrap_run(int enc, const uint8_t kek[static CK_KEY_LEN],
+                    const uint8_t *in, size_t n, uint8_t *out, size_t *out_len)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int len = 0, fin = 0, r = -EIO;
+
+	if (!ctx)
+		return -ENOMEM;
+	EVP_CIPHER_CTX_set_flags(ctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+	if (EVP_CipherInit_ex(ctx, EVP_aes_256_wrap_pad(), NULL, kek, NULL, enc) != 1)
+		goto out;
+	if (EVP_CipherUpdate(ctx, out, &len, in, (int)n) != 1 || len <= 0) {
+		r = enc ? -EIO : -EBADMSG;
+		goto out;
+	}
+	if (EVP_CipherFinal_ex(ctx, out + len, &fin) != 1) {
+		r = enc ? -EIO : -EBADMSG;
+		goto out;
+	}
+	*out_len = (size_t)(len + fin);
+	r = 0;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	return r;
+}
+
+int ck_key_wrap(const uint8_t kek[static CK_KEY_LEN], const uint8_t *key,
+                size_t n, uint8_t *out, size_t *out_len)
+{
+	if (n == 0 || n > 4096)
+		return -EINVAL;
+	return wrap_run(1, kek, key, n, out, out_len);
+}
+
+int ck_key_unwrap(const uint8_t kek[static CK_KEY_LEN], const uint8_t *in,
+                  size_t n, uint8_t *key, size_t *key_len)
+{
+	if (n < 16 || n % 8 || n > 4096 + 8)
+		return -EBADMSG;
+	return wrap_run(0, kek, in, n, key, key_len);
+}

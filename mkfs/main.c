@@ -1,0 +1,76 @@
+/* ck-mkfs: initialise a ckfs volume. A thin main over libck. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "keys/keyfile.h"
+#include "keys/secmem.h"
+#include "keys/volume.h"
+
+enum { EXIT_USAGE = 1, EXIT_REFUSED = 2, EXIT_OPERATIONAL = 3 };
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ck-mkfs [--key-dir DIR] [--force] VOLUME\n"
+		"Initialise a ckfs volume in VOLUME (an empty or new directory).\n\n"
+		"  -k, --key-dir DIR  where the volume's key file goes (default: $CKFS_KEY_DIR,\n"
+		"                     else " CK_KEY_DIR_DEFAULT "); created 0700 if missing\n"
+		"  -f, --force        also initialise a non-empty directory or an existing\n"
+		"                     volume (the old header and key file are kept)\n"
+		"  -q, --quiet        print nothing on success\n"
+		"  -h, --help         show this help\n"
+		"  -V, --version      show the version\n\n"
+		"exit status: 0 done, 1 usage error, 2 refused, 3 operational error\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key-dir", required_argument, NULL, 'k' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 }
+	};
+	const char *key_dir = NULL;
+	char msg[1024] = "";
+	int c, force = 0, quiet = 0, r;
+
+	while ((c = getopt_long(argc, argv, "k:fqhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': key_dir = optarg; break;
+		case 'f': force = 1; break;
+		case 'q': quiet = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("ck-mkfs %s\n", CK_VERSION); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "ck-mkfs: expected exactly one VOLUME argument\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (ck_secmem_init(1 << 16) < 0) {
+		fprintf(stderr, "ck-mkfs: cannot set up secure memory\n");
+		return EXIT_OPERATIONAL;
+	}
+	key_dir = ck_key_dir(key_dir);
+	r = ck_volume_create(argv[optind], key_dir, force, msg, sizeof(msg));
+	if (r < 0) {
+		fprintf(stderr, "ck-mkfs: %s\n", msg);
+		switch (r) {
+		case -EEXIST: case -ENOTEMPTY: case -EPERM: case -EACCES: case -EROFS:
+		case -ENOTDIR:
+			return EXIT_REFUSED;
+		default:
+			return EXIT_OPERATIONAL;
+		}
+	}
+	if (!quiet)
+		printf("ck-mkfs: made volume %s (id %s); key file in %s\n", argv[optind], msg, key_dir);
+	return 0;
+}
