@@ -1,0 +1,253 @@
+# Shared helpers for the ckfs integration tests.  Source it from bash:
+#   . "$(dirname "$0")/lib.sh"
+#
+# Gives: $CKFS $MKFS $FSX (binaries), $T (private temp dir, 0755), $VOL,
+# $MNT, $KEYS (CKFS_KEY_DIR is exported to point at it), $PY (a python3
+# every uid can run), mount helpers that always clean up (EXIT trap), and
+# TAP helpers: check, check_fail, ok, notok, summary.
+#
+# Every mount is made with `ckfs -f` in the background; its stderr goes to
+# a log file and its PID is remembered, so that a test can check that the
+# daemon survived, read its log, and stop exactly what it started.
+
+set -u
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TEST_NAME=$(basename "$0" .sh)
+
+skip_all() {
+	echo "1..0 # SKIP $*"
+	echo "$TEST_NAME: skipped: $*" >&2
+	exit 77
+}
+
+[ "$(id -u)" = 0 ] || skip_all "needs root (mounts with allow_other, switches uids)"
+[ -c /dev/fuse ] || skip_all "/dev/fuse is missing (no FUSE in this machine or container)"
+command -v fusermount3 >/dev/null || skip_all "fusermount3 is not installed (apt-get install fuse3)"
+command -v mountpoint >/dev/null || skip_all "mountpoint (util-linux) is not installed"
+
+if [ -z "${CKFS_BUILD:-}" ]; then
+	echo "$TEST_NAME: CKFS_BUILD is not set (meson build directory, absolute path)" >&2
+	exit 2
+fi
+CKFS=$CKFS_BUILD/ckfs
+MKFS=$CKFS_BUILD/ck-mkfs
+FSX=$CKFS_BUILD/tests/integration/ck-fsx
+SEEKDIR=$CKFS_BUILD/tests/integration/ck-seekdir
+for b in "$CKFS" "$MKFS"; do
+	if [ ! -x "$b" ]; then
+		echo "$TEST_NAME: $b is not built (run ninja -C $CKFS_BUILD)" >&2
+		exit 2
+	fi
+done
+
+# A python3 outside root's home, so that other uids can run it too.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/ckfs-$TEST_NAME.XXXXXX")
+chmod 0755 "$T"
+VOL=$T/vol
+MNT=$T/mnt
+KEYS=$T/keys
+mkdir -p "$VOL" "$MNT"
+mkdir -m 0700 "$KEYS"
+export CKFS_KEY_DIR=$KEYS
+# Python helpers, copied where every uid can read them.
+cp "$HERE/ckt.py" "$T/ckt.py"
+chmod 0644 "$T/ckt.py"
+
+# ---------------------------------------------------------------- TAP
+N_TESTS=0
+N_PASS=0
+N_FAIL=0
+FAILED_NAMES=()
+
+ok() {
+	N_TESTS=$((N_TESTS + 1)); N_PASS=$((N_PASS + 1))
+	echo "ok $N_TESTS - $1"
+}
+notok() {
+	N_TESTS=$((N_TESTS + 1)); N_FAIL=$((N_FAIL + 1))
+	FAILED_NAMES+=("$1")
+	echo "not ok $N_TESTS - $1"
+}
+diag() { sed 's/^/#   /' ; }
+
+# check "name" cmd args...: passes when cmd exits 0; on failure its output
+# is shown as TAP diagnostics.
+check() {
+	local name=$1; shift
+	local out rc
+	out=$("$@" 2>&1); rc=$?
+	if [ $rc -eq 0 ]; then
+		ok "$name"
+	else
+		notok "$name"
+		echo "exit status $rc: $*" | diag
+		[ -n "$out" ] && printf '%s\n' "$out" | tail -n 40 | diag
+	fi
+	return $rc
+}
+# check_fail "name" cmd...: passes when cmd exits non-zero (and not by a signal).
+check_fail() {
+	local name=$1; shift
+	local out rc
+	out=$("$@" 2>&1); rc=$?
+	if [ $rc -ne 0 ] && [ $rc -lt 128 ]; then
+		ok "$name"
+	else
+		notok "$name"
+		echo "expected a clean failure, got exit status $rc: $*" | diag
+		[ -n "$out" ] && printf '%s\n' "$out" | tail -n 20 | diag
+	fi
+}
+# sh_check "name" 'shell code': check with a bash snippet run in a subshell
+# (sees every variable and function of the test).
+_sh_eval() { ( set -o pipefail; eval "$1" ); }
+sh_check() { check "$1" _sh_eval "$2"; }
+# py "code": runs python3 with the helpers imported (from ckt import *).
+py() { "$PY" -c "import sys; sys.path.insert(0, '$T'); from ckt import *; $1"; }
+py_check() { check "$1" py "$2"; }
+
+summary() {
+	echo "1..$N_TESTS"
+	echo "# $N_PASS passed, $N_FAIL failed"
+	local n
+	for n in "${FAILED_NAMES[@]+"${FAILED_NAMES[@]}"}"; do echo "# failed: $n"; done
+	[ "$N_FAIL" -eq 0 ]
+}
+
+# ---------------------------------------------------------------- mounts
+declare -A MOUNT_PID=()   # mountpoint -> daemon PID
+declare -A MOUNT_LOG=()   # mountpoint -> log file
+LAST_PID=
+LAST_LOG=
+LOG_SEQ=0
+
+# mkfs_ckfs VOL: makes a volume with the private key dir.
+mkfs_ckfs() {
+	mkdir -p "$1"
+	"$MKFS" "$1" >"$T/mkfs.out" 2>&1 || { cat "$T/mkfs.out" >&2; return 1; }
+}
+
+# mount_ckfs VOL MNT [-o OPTS | other ckfs args...]: starts `ckfs -f` in the
+# background, waits up to 10 s for the mount; sets LAST_PID and LAST_LOG.
+mount_ckfs() {
+	local vol=$1 mnt=$2; shift 2
+	LOG_SEQ=$((LOG_SEQ + 1))
+	local log=$T/ckfs.$LOG_SEQ.log
+	mkdir -p "$mnt"
+	"$CKFS" -f "$@" "$vol" "$mnt" >"$log" 2>&1 &
+	local pid=$!
+	LAST_PID=$pid
+	LAST_LOG=$log
+	local i
+	for i in $(seq 100); do
+		if mountpoint -q "$mnt"; then
+			MOUNT_PID[$mnt]=$pid
+			MOUNT_LOG[$mnt]=$log
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "mount_ckfs: $vol on $mnt did not come up; daemon log:" >&2
+	tail -n 20 "$log" >&2
+	if kill -0 "$pid" 2>/dev/null; then
+		mountpoint -q "$mnt" && fusermount3 -uz "$mnt" 2>/dev/null
+		kill "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	return 1
+}
+
+# daemon_alive MNT: the daemon serving MNT is still running and mounted.
+daemon_alive() {
+	local pid=${MOUNT_PID[$1]:-}
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && mountpoint -q "$1"
+}
+
+# umount_ckfs MNT: unmounts, waits for the daemon (10 s), returns its exit
+# status (124 if it did not exit; it is then killed).
+umount_ckfs() {
+	local mnt=$1 pid=${MOUNT_PID[$1]:-} rc=0 i
+	if mountpoint -q "$mnt"; then
+		fusermount3 -u "$mnt" 2>/dev/null || {
+			sleep 0.5
+			fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
+		}
+	fi
+	if [ -n "$pid" ]; then
+		for i in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "umount_ckfs: daemon $pid for $mnt did not exit; killing it" >&2
+			kill -9 "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			rc=124
+		else
+			wait "$pid" 2>/dev/null; rc=$?
+		fi
+	fi
+	unset "MOUNT_PID[$mnt]"
+	return $rc
+}
+
+umount_all() {
+	local m
+	for m in "${!MOUNT_PID[@]}"; do umount_ckfs "$m" >/dev/null 2>&1; done
+	# Mounts made by other means (daemon mode) registered in EXTRA_MOUNTS.
+	for m in "${EXTRA_MOUNTS[@]+"${EXTRA_MOUNTS[@]}"}"; do
+		mountpoint -q "$m" && { fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null; }
+	done
+}
+EXTRA_MOUNTS=()
+
+cleanup() {
+	local rc=$?
+	umount_all
+	if [ -n "${KEEP_TMP:-}" ] || { [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -n "${KEEP_TMP_ON_FAIL:-}" ]; }; then
+		echo "# temp dir kept: $T" >&2
+	else
+		# Never recurse into a live mount.
+		if ! grep -qF " $T/" /proc/mounts; then rm -rf "$T"; fi
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# show_log MNT: the daemon's log, as TAP diagnostics.
+show_log() { tail -n "${2:-20}" "${MOUNT_LOG[$1]:-$LAST_LOG}" | diag; }
+
+# ---------------------------------------------------------------- backing
+# backing_of PLAINPATH VOL: the backing file of a file on the mount.  ckfs
+# reports the backing inode as st_ino, so this is inode-exact.
+backing_of() {
+	local ino
+	ino=$(stat -c %i "$1") || return 1
+	find "$2" -xdev -inum "$ino" -type f -print -quit
+}
+
+# as_user UID[:GID[:GROUPS]] cmd...: runs cmd with that uid/gid and no
+# other supplementary groups (or the listed ones).
+as_user() {
+	local spec=$1; shift
+	local uid=${spec%%:*} rest gid groups
+	rest=${spec#"$uid"}; rest=${rest#:}
+	gid=${rest%%:*}; [ -n "$gid" ] || gid=$uid
+	groups=${rest#"$gid"}; groups=${groups#:}
+	if [ -n "$groups" ]; then
+		setpriv --reuid="$uid" --regid="$gid" --groups="$groups" -- "$@"
+	else
+		setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"
+	fi
+}
+# py_as UID[:GID[:GROUPS]] "code"
+py_as() {
+	local u=$1; shift
+	as_user "$u" "$PY" -c "import sys; sys.path.insert(0, '$T'); from ckt import *; $1"
+}
