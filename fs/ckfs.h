@@ -1,0 +1,161 @@
+/* ckfs daemon: shared state and the interfaces between fs/ files.
+ *
+ * Lock order (take left before right, never the other way):
+ *   fs.ns_lock  ->  inode.io  ->  inode.lock  ->  fs.table_lock
+ * ns_lock (the namespace lock, a writer-preferring rwlock) is held for
+ * reading while a path is resolved and a namespace call (create, unlink,
+ * link, ...) runs, and for writing by rename and rmdir, which change names
+ * other threads may be resolving. inode.io orders content I/O (readers
+ * shared, writers and header updates exclusive). inode.lock guards the small
+ * mutable fields of an inode; table_lock guards the inode table and the
+ * lookup/reference counts. Nothing that holds inode.io or inode.lock ever
+ * takes ns_lock.
+ */
+#ifndef CKFS_H
+#define CKFS_H
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include "keys/format.h"
+#include "keys/names.h"
+#include "keys/tree.h"
+#include "keys/volume.h"
+
+struct ck_inode;
+struct ck_name {
+	struct ck_inode *parent;
+	char *name;                     /* plaintext */
+	char *ename;                    /* backing entry name */
+	struct ck_name *next;
+};
+
+struct ck_inode {
+	/* Identity, fixed at creation. */
+	dev_t dev;
+	ino_t ino;
+	mode_t type;                    /* S_IFMT bits */
+	struct ck_tree *tree;
+
+	/* Under fs.table_lock. Invariant: the inode stays in the table while
+	 * nlookup + refs > 0; refs counts children naming it as parent and
+	 * in-flight users that pinned it. */
+	uint64_t nlookup;
+	uint64_t refs;
+	struct ck_inode *hnext;
+
+	/* The names it is known under, most recent first; each pins its
+	 * parent (refs). A directory has one name, changed only under
+	 * fs.ns_lock held for writing. A non-directory may have several (hard
+	 * links); its list is under lock (and ns_lock held for reading). Empty
+	 * only for root and for files whose every name was unlinked. */
+	struct ck_name *names;
+
+	pthread_rwlock_t io;
+	pthread_mutex_t lock;
+	/* Under lock. */
+	int dirid_ok;
+	uint8_t dirid[CK_ID_LEN];
+	int fd;                         /* backing fd while nopen > 0 */
+	unsigned nopen;
+	/* Valid while nopen > 0: set by the first open, wiped by the last
+	 * release (under lock); read by I/O under io without lock. */
+	uint8_t file_id[CK_ID_LEN];
+	uint16_t hdr_flags;             /* cached header flags, under io */
+	char logpath[256];              /* plaintext path at open, for logs */
+	struct ck_file_keys keys;       /* secret */
+};
+
+struct ck_fs {
+	struct ck_volume vol;
+	struct ck_inode root;
+	pthread_rwlock_t ns_lock;
+	pthread_mutex_t table_lock;
+	struct ck_inode **table;
+	size_t table_size, table_count;
+	double timeout;                 /* attr and entry cache, seconds */
+	int ro;
+	int debug;
+	struct fuse_session *se;
+};
+
+extern struct ck_fs ck;
+
+/* inode.c */
+void ck_inode_table_init(void);
+struct ck_inode *ck_inode_get(fuse_ino_t ino);
+/* Find or create the inode of (st) and record (parent, name) as its
+ * newest name; adds one lookup. Caller holds ns_lock for reading; returns
+ * with *dir_moved set if a directory's name changed behind our back (the
+ * caller then calls ck_inode_set_name under ns_lock held for writing). */
+struct ck_inode *ck_inode_learn(struct ck_inode *parent, const char *name, const char *ename,
+                                const struct stat *st, int *dir_moved);
+struct ck_inode *ck_inode_find(dev_t dev, ino_t ino);
+void ck_inode_forget(struct ck_inode *in, uint64_t n);
+void ck_inode_pin(struct ck_inode *in);
+void ck_inode_unpin(struct ck_inode *in);
+/* Replace the name (parent, old) by (parent2, name, ename); for
+ * directories the only name. Locking as for the name list. */
+int ck_inode_set_name(struct ck_inode *in, struct ck_inode *old_parent, const char *old_name,
+                      struct ck_inode *parent, const char *name, const char *ename);
+/* Forget the name (parent, name) after an unlink. */
+void ck_inode_drop_name(struct ck_inode *in, struct ck_inode *parent, const char *name);
+/* Where a non-root inode lives now: a pinned parent, an O_PATH fd of the
+ * parent's backing dir, and copies of the names. Tries each known name
+ * until one still exists. Caller holds ns_lock for reading; releases with
+ * ck_loc_release. */
+struct ck_loc {
+	struct ck_inode *parent;
+	int dirfd;
+	char name[CK_NAME_MAX + 1];
+	char ename[CK_ENC_NAME_MAX];
+};
+int ck_inode_locate(struct ck_inode *in, struct ck_loc *loc);
+void ck_loc_release(struct ck_loc *loc);
+/* Open the backing directory of dir (O_PATH). Caller holds ns_lock. */
+int ck_dir_open(struct ck_inode *dir, int flags);
+/* Plaintext path for log lines ("/mail/alice/x"); caller holds ns_lock. */
+void ck_inode_path(struct ck_inode *in, char *buf, size_t n);
+/* The directory ID of dir, reading .ckfs.dir on first use. */
+int ck_dirid(struct ck_inode *dir, int dirfd, uint8_t out[static CK_ID_LEN]);
+/* Translate backing attributes to plaintext ones. */
+void ck_attr_from_backing(struct stat *st);
+
+/* names.c: mapping a plaintext child name to its backing entry. */
+struct ck_ename {
+	char entry[CK_ENC_NAME_MAX];    /* backing entry name */
+	char full[CK_ENC_NAME_MAX];     /* full encoded name (long names) */
+	int is_long;
+};
+int ck_ename_make(struct ck_inode *dir, int dirfd, const char *name, struct ck_ename *e);
+int ck_sidecar_write(int dirfd, const struct ck_ename *e);
+void ck_sidecar_remove(int dirfd, const char *entry);
+/* Plaintext name of a backing entry, or a negative errno (skip it). */
+int ck_ename_decode(struct ck_inode *dir, int dirfd, const uint8_t dirid[static CK_ID_LEN],
+                    const char *entry, char out[static CK_NAME_MAX + 1]);
+/* Make a directory's .ckfs.dir in dirfd/entry. */
+int ck_dirid_create(int dirfd, const char *entry, uint8_t out[static CK_ID_LEN]);
+
+/* chunk.c: content. All take in->io as documented there. */
+int ck_file_init(struct ck_inode *dir, const uint8_t dirid[static CK_ID_LEN], const char *name,
+                 struct ck_tree *t, int fd);
+/* First open: verify the header of fd and its binding to (dirid, name),
+ * then set in->fd, file_id, hdr_flags and keys. Caller holds in->lock. */
+int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_LEN],
+                 const char *name);
+/* Last release: wipe the keys and close the fd. Caller holds in->lock. */
+void ck_file_unload(struct ck_inode *in);
+ssize_t ck_file_read(struct ck_inode *in, char *buf, size_t size, off_t off);
+ssize_t ck_file_write(struct ck_inode *in, const char *buf, size_t size, off_t off, int append);
+/* in->keys must be loaded (open); fd is the backing fd. */
+int ck_file_truncate(struct ck_inode *in, off_t size);
+int ck_file_fallocate(struct ck_inode *in, int mode, off_t off, off_t len);
+/* Header binding updates: add or remove (dirid, name) in the file's header. */
+int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
+                 const uint8_t dirid[static CK_ID_LEN], const char *name, int add);
+int ck_file_check_binding(struct ck_tree *t, int fd, const uint8_t dirid[static CK_ID_LEN],
+                          const char *name);
+int64_t ck_file_plain_size(int fd);
+
+#endif

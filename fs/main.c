@@ -1,0 +1,202 @@
+/* ckfs: mount a ckfs volume. Option parsing, volume opening, the FUSE
+ * session and a clean shutdown (keys wiped) on unmount or SIGTERM/SIGINT. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "fs/ckfs.h"
+#include "keys/keyfile.h"
+#include "keys/secmem.h"
+#include "keys/util.h"
+
+extern const struct fuse_lowlevel_ops ck_ops;
+
+enum { EXIT_USAGE = 1, EXIT_VOLUME = 2, EXIT_MOUNT = 3 };
+
+struct options {
+	char *volume;
+	char *mountpoint;
+	char *key_dir;
+	char *timeout;
+	int foreground, debug, help, version, ro, threads;
+};
+
+enum { KEY_FG, KEY_DEBUG, KEY_HELP, KEY_VERSION, KEY_RO };
+
+#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+static const struct fuse_opt opt_spec[] = {
+	OPT("key_dir=%s", key_dir),
+	OPT("cache_timeout=%s", timeout),
+	OPT("threads=%d", threads),
+	FUSE_OPT_KEY("-f", KEY_FG),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_END
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
+{
+	struct options *o = data;
+
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->volume) {
+			o->volume = strdup(arg);
+			return 0;
+		}
+		if (!o->mountpoint) {
+			o->mountpoint = strdup(arg);
+			return 0;
+		}
+		fprintf(stderr, "ckfs: unexpected argument '%s'\n", arg);
+		return -1;
+	case KEY_FG: o->foreground = 1; return 0;
+	case KEY_DEBUG: o->debug = 1; o->foreground = 1; return 1;
+	case KEY_HELP: o->help = 1; return 0;
+	case KEY_VERSION: o->version = 1; return 0;
+	case KEY_RO: o->ro = 1; return 1;
+	default: return 1;
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ckfs [-f] [-d] [-o OPTIONS] VOLUME MOUNTPOINT\n"
+		"Mount the ckfs volume VOLUME (made by ck-mkfs) on MOUNTPOINT.\n\n"
+		"  -f                 stay in the foreground (log to stderr)\n"
+		"  -d                 debug output (implies -f)\n"
+		"  -o key_dir=DIR     key directory (default: $CKFS_KEY_DIR, else "
+		CK_KEY_DIR_DEFAULT ")\n"
+		"  -o allow_other     let other users use the mount (permissions are always\n"
+		"                     checked by the kernel: default_permissions)\n"
+		"  -o ro              read-only\n"
+		"  -o cache_timeout=S kernel attribute/entry cache time in seconds (default 1)\n"
+		"  -o threads=N       maximum worker threads (default 16)\n"
+		"  -h, --help         this help;  -V, --version  the version\n\n"
+		"exit status: 0 unmounted cleanly, 1 usage error, 2 cannot open the volume,\n"
+		"3 cannot mount\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = { .threads = 16 };
+	struct fuse_loop_config *cfg = NULL;
+	struct fuse_session *se = NULL;
+	char msg[1024], fsname[4200], *end;
+	struct stat st;
+	int r = EXIT_MOUNT, mounted = 0;
+
+	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) < 0)
+		return EXIT_USAGE;
+	if (o.help) {
+		usage(stdout);
+		return 0;
+	}
+	if (o.version) {
+		printf("ckfs %s (libfuse %s)\n", CK_VERSION, fuse_pkgversion());
+		return 0;
+	}
+	if (!o.volume || !o.mountpoint) {
+		fprintf(stderr, "ckfs: expected VOLUME and MOUNTPOINT\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	ck.timeout = 1.0;
+	if (o.timeout) {
+		ck.timeout = strtod(o.timeout, &end);
+		if (*end || ck.timeout < 0 || ck.timeout > 86400) {
+			fprintf(stderr, "ckfs: cache_timeout=%s is not a number of seconds "
+			        "between 0 and 86400\n", o.timeout);
+			return EXIT_USAGE;
+		}
+	}
+	if (o.threads < 1 || o.threads > 1024) {
+		fprintf(stderr, "ckfs: threads=%d is out of range (1..1024)\n", o.threads);
+		return EXIT_USAGE;
+	}
+	ck.ro = o.ro;
+	ck.debug = o.debug;
+
+	if (ck_secmem_init(1 << 22) < 0) {
+		fprintf(stderr, "ckfs: cannot set up secure memory for keys\n");
+		return EXIT_VOLUME;
+	}
+	ck_log_init("ckfs", 0, o.debug);
+	if (ck_volume_open(o.volume, ck_key_dir(o.key_dir), &ck.vol, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "ckfs: %s\n", msg);
+		return EXIT_VOLUME;
+	}
+	if (stat(o.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "ckfs: mountpoint %s %s\n", o.mountpoint,
+		        errno == ENOENT ? "does not exist" : "is not a directory");
+		goto out;
+	}
+
+	if (fstat(ck.vol.fd, &st) < 0)
+		goto out;
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&ck.ns_lock, &ra);
+	pthread_mutex_init(&ck.table_lock, NULL);
+	ck_inode_table_init();
+	ck.root.dev = st.st_dev;
+	ck.root.ino = st.st_ino;
+	ck.root.type = S_IFDIR;
+	ck.root.tree = &ck.vol.service;
+	ck.root.fd = -1;
+	ck.root.nlookup = 1;
+	pthread_rwlock_init(&ck.root.io, NULL);
+	pthread_mutex_init(&ck.root.lock, NULL);
+
+	snprintf(fsname, sizeof(fsname), "-ofsname=ckfs:%s,subtype=ckfs,default_permissions", o.volume);
+	if (fuse_opt_add_arg(&args, fsname) < 0)
+		goto out;
+	se = fuse_session_new(&args, &ck_ops, sizeof(ck_ops), NULL);
+	if (!se)
+		goto out;
+	ck.se = se;
+	if (fuse_set_signal_handlers(se) < 0)
+		goto out;
+	if (fuse_session_mount(se, o.mountpoint) < 0) {
+		fprintf(stderr, "ckfs: cannot mount on %s\n", o.mountpoint);
+		goto out_signals;
+	}
+	mounted = 1;
+	if (!o.foreground)
+		ck_log_init("ckfs", 1, o.debug);
+	ck_log(CK_LOG_INFO, "mounted %s on %s", o.volume, o.mountpoint);
+	fuse_daemonize(o.foreground);
+
+	cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(cfg, 0);
+	fuse_loop_cfg_set_max_threads(cfg, (unsigned)o.threads);
+	fuse_loop_cfg_set_idle_threads(cfg, (unsigned)(o.threads / 2 > 0 ? o.threads / 2 : 1));
+	r = fuse_session_loop_mt(se, cfg) == 0 ? 0 : EXIT_MOUNT;
+	fuse_loop_cfg_destroy(cfg);
+	ck_log(CK_LOG_INFO, "unmounting %s", o.mountpoint);
+out_signals:
+	if (mounted)
+		fuse_session_unmount(se);
+	fuse_remove_signal_handlers(se);
+out:
+	if (se)
+		fuse_session_destroy(se);
+	ck_volume_close(&ck.vol);    /* wipes the service and tree keys */
+	fuse_opt_free_args(&args);
+	free(o.volume);
+	free(o.mountpoint);
+	free(o.key_dir);
+	free(o.timeout);
+	return r;
+}
