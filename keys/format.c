@@ -112,7 +112,7 @@ static const uint8_t file_magic[4] = { 'C', 'K', 'F', 'H' };
 enum {
 	FH_MAGIC = 0, FH_VERSION = 4, FH_KIND = 5, FH_FLAGS = 6, FH_FILEID = 8,
 	FH_NBIND = 24, FH_BIND = 32, FH_BIND_END = FH_BIND + CK_MAX_LINKS * CK_BINDING_LEN,
-	FH_MAC = 224,
+	FH_TREEID = 208, FH_MAC = 224,
 };
 
 static int file_hdr_mac(const uint8_t buf[static CK_FILE_HDR_LEN],
@@ -138,6 +138,7 @@ int ck_file_hdr_encode(const struct ck_file_hdr *h, const struct ck_file_ref *re
 	memcpy(out + FH_FILEID, h->file_id, CK_ID_LEN);
 	out[FH_NBIND] = h->n_bind;
 	memcpy(out + FH_BIND, h->bind, (size_t)h->n_bind * CK_BINDING_LEN);
+	memcpy(out + FH_TREEID, ref->tree_id, CK_ID_LEN);
 	return file_hdr_mac(out, ref, hdr_key, out + FH_MAC);
 }
 
@@ -156,8 +157,15 @@ int ck_file_hdr_parse(const uint8_t *buf, size_t n, struct ck_file_hdr *h)
 	h->n_bind = buf[FH_NBIND];
 	if (h->kind != 1 || h->n_bind > CK_MAX_LINKS || (h->flags & ~CK_FILE_KNOWN_FLAGS))
 		return -EBADMSG;
+	for (int i = FH_NBIND + 1; i < FH_BIND; i++)
+		if (buf[i])
+			return -EBADMSG;
+	for (int i = FH_BIND + h->n_bind * CK_BINDING_LEN; i < FH_BIND_END; i++)
+		if (buf[i])
+			return -EBADMSG;
 	memcpy(h->file_id, buf + FH_FILEID, CK_ID_LEN);
 	memcpy(h->bind, buf + FH_BIND, (size_t)h->n_bind * CK_BINDING_LEN);
+	memcpy(h->tree_id, buf + FH_TREEID, CK_ID_LEN);
 	return 0;
 }
 

@@ -59,6 +59,7 @@ struct ck_file_hdr {
 	uint8_t file_id[CK_ID_LEN];
 	uint8_t n_bind;
 	uint8_t bind[CK_MAX_LINKS][CK_BINDING_LEN];
+	uint8_t tree_id[CK_ID_LEN];           /* tree whose key encrypts it */
 };
 /* Identity a header is bound to: the volume and tree it lives in. */
 struct ck_file_ref {

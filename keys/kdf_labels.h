@@ -24,4 +24,11 @@
 /* tree key -> AES-256-GCM key for xattr values */
 #define CK_LABEL_XATTR_VALUE    "ckfs v1 xattr value"
 
+/* service key -> AES-256-GCM key for DEP, tree and config records */
+#define CK_LABEL_RECORDS        "ckfs v1 records"
+/* service key -> HMAC key of the audit log chain */
+#define CK_LABEL_AUDIT          "ckfs v1 audit mac"
+/* service key -> HMAC key of purge certificates */
+#define CK_LABEL_CERT           "ckfs v1 purge certificate"
+
 #endif

@@ -287,7 +287,17 @@ int ck_volume_open(const char *path, const char *key_dir, struct ck_volume *v,
 		         "(it was changed by something other than ckfs)", path);
 		goto out;
 	}
-	if ((r = derive_label(service, CK_LABEL_SERVICE_TREE, tree_key)) < 0)
+	v->record_key = ck_secret_alloc(CK_KEY_LEN);
+	v->audit_key = ck_secret_alloc(CK_KEY_LEN);
+	v->cert_key = ck_secret_alloc(CK_KEY_LEN);
+	if (!v->record_key || !v->audit_key || !v->cert_key) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = derive_label(service, CK_LABEL_RECORDS, v->record_key)) < 0 ||
+	    (r = derive_label(service, CK_LABEL_AUDIT, v->audit_key)) < 0 ||
+	    (r = derive_label(service, CK_LABEL_CERT, v->cert_key)) < 0 ||
+	    (r = derive_label(service, CK_LABEL_SERVICE_TREE, tree_key)) < 0)
 		goto out;
 	r = ck_tree_init(&v->service, v->hdr.volume_id, v->hdr.service_tree_id, tree_key);
 	ck_wipe(tree_key, sizeof(tree_key));
@@ -312,6 +322,10 @@ out:
 void ck_volume_close(struct ck_volume *v)
 {
 	ck_tree_release(&v->service);
+	ck_secret_free(v->record_key, CK_KEY_LEN);
+	ck_secret_free(v->audit_key, CK_KEY_LEN);
+	ck_secret_free(v->cert_key, CK_KEY_LEN);
+	v->record_key = v->audit_key = v->cert_key = NULL;
 	if (v->fd >= 0)
 		close(v->fd);
 	v->fd = -1;

@@ -10,6 +10,11 @@ struct ck_volume {
 	int fd;                          /* backing root, O_DIRECTORY */
 	struct ck_volume_hdr hdr;
 	struct ck_tree service;          /* the service tree (keys secret) */
+	/* Secrets derived from the service key (ck_secret_alloc), set by
+	 * ck_volume_open, wiped by ck_volume_close. */
+	uint8_t *record_key;             /* CK_KEY_LEN: records (GCM) */
+	uint8_t *audit_key;              /* CK_KEY_LEN: audit chain (HMAC) */
+	uint8_t *cert_key;               /* CK_KEY_LEN: purge certificates */
 };
 
 /* Initialise a volume in path (created if missing). force allows a
