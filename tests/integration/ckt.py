@@ -155,5 +155,157 @@ def is_zero(b):
     return not any(b)
 
 
-def ok():
-    pass
+M = os.environ.get("MNT", "")
+VOL = os.environ.get("VOL", "")
+T = os.environ.get("T", "")
+
+
+def mp(*parts):
+    """A path on the mount."""
+    return os.path.join(M, *parts)
+
+
+def note(msg):
+    """A line shown under the TAP summary (e.g. an allowed EOPNOTSUPP)."""
+    with open(os.path.join(T, "notes"), "a") as f:
+        f.write(msg + "\n")
+
+
+def fresh(path):
+    """Remove path (file or tree) if present; returns path."""
+    import shutil
+    if os.path.lexists(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    return path
+
+
+def manifest(root, big=64 << 20):
+    """Everything observable about a tree except atime/ctime: {relpath: [...]}.
+    Regular files larger than `big` are hashed by their first and last MiB."""
+    out = {}
+    for dirpath, dirnames, filenames, dfd in os.fwalk(root, follow_symlinks=False):
+        rel_dir = os.path.relpath(dirpath, root)
+        names = dirnames + filenames
+        if rel_dir == ".":
+            names = names + ["."]
+        for n in names:
+            rel = os.path.normpath(os.path.join(rel_dir, n))
+            st = os.stat(n, dir_fd=dfd, follow_symlinks=False)
+            kind = stat.S_IFMT(st.st_mode)
+            digest = link = None
+            if stat.S_ISREG(st.st_mode):
+                fd = os.open(n, os.O_RDONLY, dir_fd=dfd)
+                try:
+                    h = hashlib.sha256()
+                    if st.st_size > big:
+                        h.update(pread_all(fd, 0, 1 << 20))
+                        h.update(pread_all(fd, st.st_size - (1 << 20), 1 << 20))
+                    else:
+                        while True:
+                            b = os.read(fd, 1 << 20)
+                            if not b:
+                                break
+                            h.update(b)
+                    digest = h.hexdigest()
+                finally:
+                    os.close(fd)
+            elif stat.S_ISLNK(st.st_mode):
+                link = os.readlink(n, dir_fd=dfd)
+            full = os.path.join(dirpath, n)
+            xs = {}
+            try:
+                for x in sorted(os.listxattr(full, follow_symlinks=False)):
+                    xs[x] = os.getxattr(full, x, follow_symlinks=False).hex()
+            except OSError as e:
+                if e.errno not in (errno.ENOTSUP, errno.ENAMETOOLONG):
+                    raise
+            out[rel] = [kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                        st.st_size if not stat.S_ISDIR(st.st_mode) else None,
+                        st.st_mtime_ns, st.st_nlink, digest, link, xs]
+    return out
+
+
+def save_manifest(root, path):
+    import json
+    with open(path, "w") as f:
+        json.dump(manifest(root), f)
+
+
+def compare_manifest(root, path):
+    import json
+    with open(path) as f:
+        want = json.load(f)
+    got = json.loads(json.dumps(manifest(root)))
+    fields = ["type", "mode", "uid", "gid", "size", "mtime_ns", "nlink", "sha256",
+              "symlink", "xattrs"]
+    errs = []
+    for k in sorted(set(want) | set(got)):
+        if k not in got:
+            errs.append("%s: missing" % k)
+        elif k not in want:
+            errs.append("%s: unexpected new entry" % k)
+        elif got[k] != want[k]:
+            d = ["%s %r -> %r" % (fields[i], want[k][i], got[k][i])
+                 for i in range(len(fields)) if want[k][i] != got[k][i]]
+            errs.append("%s: %s" % (k, "; ".join(d)))
+    if errs:
+        raise AssertionError("%d entries differ (of %d):\n  %s" % (
+            len(errs), len(want), "\n  ".join(errs[:40])))
+    print("%d entries equal" % len(want))
+
+
+def expect_eio(path, forbidden=()):
+    """Opening and reading all of path must fail with EIO (at open or at a
+    read), and no read may ever return any of the forbidden contents."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        if e.errno == errno.EIO:
+            return "EIO at open"
+        raise AssertionError("open %s: expected EIO, got %s" % (path, ename(e.errno)))
+    data = b""
+    try:
+        while True:
+            b = os.read(fd, 1 << 16)
+            if not b:
+                break
+            data += b
+    except OSError as e:
+        if e.errno == errno.EIO:
+            for f in forbidden:
+                if f and data and data == f[:len(data)] and len(data) >= 16:
+                    raise AssertionError("read returned another file's data before EIO")
+            return "EIO after %d bytes" % len(data)
+        raise AssertionError("read %s: expected EIO, got %s" % (path, ename(e.errno)))
+    finally:
+        os.close(fd)
+    for f in forbidden:
+        if data == f:
+            raise AssertionError("read %s returned ANOTHER file's data (%d bytes)" % (path, len(data)))
+    raise AssertionError("read %s succeeded (%d bytes, sha256 %s), expected EIO" % (
+        path, len(data), hashlib.sha256(data).hexdigest()[:16]))
+
+
+def flip(path, off, mask=0x01):
+    """XOR one byte of a (backing) file; negative off counts from the end."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if off < 0:
+            off += os.fstat(fd).st_size
+        b = os.pread(fd, 1, off)
+        assert len(b) == 1, "offset %d past the end of %s" % (off, path)
+        os.pwrite(fd, bytes([b[0] ^ mask]), off)
+    finally:
+        os.close(fd)
+
+
+def swap_ranges(p1, o1, p2, o2, n):
+    """Swap n bytes at p1:o1 with n bytes at p2:o2 (p1 may equal p2)."""
+    a = read_file(p1)[o1:o1 + n]
+    b = read_file(p2)[o2:o2 + n]
+    assert len(a) == n and len(b) == n, "short ranges"
+    fd = os.open(p1, os.O_RDWR); os.pwrite(fd, b, o1); os.close(fd)
+    fd = os.open(p2, os.O_RDWR); os.pwrite(fd, a, o2); os.close(fd)

@@ -53,6 +53,8 @@ KEYS=$T/keys
 mkdir -p "$VOL" "$MNT"
 mkdir -m 0700 "$KEYS"
 export CKFS_KEY_DIR=$KEYS
+export T VOL MNT KEYS
+: >"$T/notes"; chmod 0666 "$T/notes"
 # Python helpers, copied where every uid can read them.
 cp "$HERE/ckt.py" "$T/ckt.py"
 chmod 0644 "$T/ckt.py"
@@ -112,6 +114,7 @@ py_check() { check "$1" py "$2"; }
 
 summary() {
 	echo "1..$N_TESTS"
+	[ -s "$T/notes" ] && sed 's/^/# note: /' "$T/notes"
 	echo "# $N_PASS passed, $N_FAIL failed"
 	local n
 	for n in "${FAILED_NAMES[@]+"${FAILED_NAMES[@]}"}"; do echo "# failed: $n"; done
