@@ -49,7 +49,8 @@ int ck_gcm_open(struct ck_gcm *g, const uint8_t nonce[static CK_GCM_NONCE_LEN],
 /* AES-SIV (RFC 5297), deterministic authenticated encryption.
  * key_len is 32 (AES-128-SIV, for the RFC vectors) or 64 (AES-256-SIV,
  * what ckfs uses). ad[] is the vector of associated data strings.
- * out receives V || C, i.e. n + CK_SIV_TAG_LEN bytes (RFC 5297 layout). */
+ * out receives V || C, i.e. n + CK_SIV_TAG_LEN bytes (RFC 5297 layout).
+ * n must be at least 1 (-EINVAL): OpenSSL 3.0 cannot seal an empty one. */
 int ck_siv_seal(const uint8_t *key, size_t key_len,
                 const uint8_t *const ad[], const size_t ad_len[], int n_ad,
                 const uint8_t *pt, size_t n, uint8_t *out) CK_WUR;

@@ -15,7 +15,8 @@ int ck_name_encrypt(const struct ck_tree *t, const uint8_t dir_id[static CK_ID_L
 	size_t ad_len[] = { CK_ID_LEN };
 	int r;
 
-	if (n == 0 || n > CK_NAME_MAX || memchr(name, '/', n) || memchr(name, '\0', n))
+	if (n == 0 || n > CK_NAME_MAX || memchr(name, '/', n) || memchr(name, '\0', n) ||
+	    (n == 1 && name[0] == '.') || (n == 2 && name[0] == '.' && name[1] == '.'))
 		return -EINVAL;
 	if ((r = ck_siv_seal(t->name_key, CK_SIV_KEY_LEN, ad, ad_len, 1,
 	                     (const uint8_t *)name, n, buf)) < 0)
@@ -150,6 +151,8 @@ int ck_xattr_name_encrypt(const struct ck_tree *t, const char *name, char *out, 
 
 	if (n == 0 || n > CK_XATTR_NAME_MAX)
 		return -ERANGE;
+	if (strncmp(name, "user.", 5) != 0)
+		return -EOPNOTSUPP;
 	if (pl + ck_b64_enclen(n + CK_SIV_TAG_LEN) > CK_XATTR_NAME_MAX)
 		return -ENAMETOOLONG;
 	if (pl + ck_b64_enclen(n + CK_SIV_TAG_LEN) + 1 > out_size)

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "kdf_labels.h"
+#include "names.h"
 #include "keyfile.h"
 #include "secmem.h"
 #include "util.h"
@@ -137,14 +138,29 @@ int ck_volume_create(const char *path, const char *key_dir, int force, char *msg
 	if (existing) {
 		/* Keep the old header (and, elsewhere, its key file): --force
 		 * never destroys a volume's keys silently. */
-		char old[64];
-		snprintf(old, sizeof(old), "volume.old-%lld", (long long)time(NULL));
+		char old[96];
+		struct ck_volume_hdr oh;
+		uint8_t ob[CK_VOLUME_HDR_LEN];
+		int ofd = openat(meta, CK_VOLUME_HDR_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		ssize_t on = ofd >= 0 ? read(ofd, ob, sizeof(ob)) : -1;
+		if (ofd >= 0)
+			close(ofd);
+		if (on > 0 && ck_volume_hdr_decode(ob, (size_t)on, &oh) == 0)
+			ck_hex(oh.volume_id, CK_ID_LEN, hex);
+		else
+			snprintf(hex, sizeof(hex), "unreadable-%lld", (long long)time(NULL));
+		snprintf(old, sizeof(old), "volume.old-%s", hex);
+		if (faccessat(meta, old, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+			r = fail(msg, msg_len, -EEXIST, "%s/%s/%s already exists; refusing to "
+			         "overwrite a kept header", path, CK_VOLUME_DIR, old);
+			goto out;
+		}
 		if (renameat(meta, CK_VOLUME_HDR_NAME, meta, old) < 0) {
 			r = fail(msg, msg_len, -errno, "cannot keep the old volume header: %s",
 			         strerror(errno));
 			goto out;
 		}
-		fprintf(stderr, "ck-mkfs: kept the old volume header as %s/%s/%s; its key "
+		fprintf(stderr, "note: kept the old volume header as %s/%s/%s; its key "
 		        "file was not touched\n", path, CK_VOLUME_DIR, old);
 	}
 
@@ -331,4 +347,55 @@ void ck_volume_close(struct ck_volume *v)
 	v->fd = -1;
 	free(v->path);
 	v->path = NULL;
+}
+
+int ck_volume_backing_path(const struct ck_volume *v, const char *plain, char *out, size_t n)
+{
+	char comp[CK_NAME_MAX + 1], enc[CK_ENC_NAME_MAX], entry[CK_LONG_NAME_LEN + 1],
+	     side[CK_LONG_NAME_LEN + 1], idpath[8192];
+	uint8_t buf[CK_DIRID_LEN + 1], dirid[CK_ID_LEN];
+	const char *p = plain;
+	size_t o = 0;
+	struct stat st;
+	int fd, r;
+	ssize_t len;
+
+	out[0] = '\0';
+	while (*p) {
+		const char *s = p;
+		size_t l;
+		while (*p && *p != '/')
+			p++;
+		l = (size_t)(p - s);
+		if (*p == '/')
+			p++;
+		if (l == 0 || l > CK_NAME_MAX)
+			return -EINVAL;
+		memcpy(comp, s, l);
+		comp[l] = '\0';
+		snprintf(idpath, sizeof(idpath), "%s%s%s", o ? out : "", o ? "/" : "", CK_DIRID_FILE);
+		fd = openat(v->fd, idpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return -errno;
+		len = read(fd, buf, sizeof(buf));
+		close(fd);
+		if (len < 0 || ck_dirid_decode(buf, (size_t)len, dirid) < 0)
+			return -EIO;
+		if ((r = ck_name_encrypt(&v->service, dirid, comp, l, enc)) < 0)
+			return r;
+		const char *e = enc;
+		if (ck_name_is_long(strlen(enc))) {
+			if ((r = ck_long_names(enc, strlen(enc), entry, side)) < 0)
+				return r;
+			e = entry;
+		}
+		if (o + strlen(e) + 2 > n)
+			return -ENAMETOOLONG;
+		o += (size_t)snprintf(out + o, n - o, "%s%s", o ? "/" : "", e);
+		if (fstatat(v->fd, out, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		if (*p && !S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+	}
+	return 0;
 }

@@ -27,4 +27,11 @@ int ck_volume_open(const char *path, const char *key_dir, struct ck_volume *v,
                    char *msg, size_t msg_len) CK_WUR;
 void ck_volume_close(struct ck_volume *v);
 
+
+
+/* Resolve a normalised plaintext path whose every component lives in the
+ * service tree (true for any tree root) to its backing path relative to the
+ * volume root. -ENOENT when a component does not exist. */
+int ck_volume_backing_path(const struct ck_volume *v, const char *plain, char *out, size_t n) CK_WUR;
+
 #endif

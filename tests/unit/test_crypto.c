@@ -523,26 +523,20 @@ static void siv256_round_trips_lengths_1_to_300(void **state)
 	                             back), -EBADMSG);
 }
 
-/* RFC 5297 allows an empty plaintext (the output is then V alone), and
- * crypto.c's siv_run claims to handle it. */
-static void siv_seal_and_open_accept_empty_plaintext(void **state)
+/* OpenSSL 3.0 cannot compute SIV of an empty plaintext (it skips the
+ * zero-length update), so the API refuses it instead of failing oddly;
+ * ckfs never encrypts an empty name. Opening a lone V is refused too. */
+static void siv_rejects_empty_plaintext(void **state)
 {
-	uint8_t key[CK_SIV_KEY_LEN], ad[4] = "dir", v1[CK_SIV_TAG_LEN], v2[CK_SIV_TAG_LEN], pt[1] = { 0 };
+	uint8_t key[CK_SIV_KEY_LEN], ad[4] = "dir", v1[CK_SIV_TAG_LEN] = { 0 }, pt[1] = { 0 };
 	const uint8_t *adv[1] = { ad };
 	size_t adl[1] = { sizeof(ad) };
 
 	(void)state;
 	ck_test_fill(key, sizeof(key), 1);
-	assert_int_equal(ck_siv_seal(key, CK_SIV_KEY_LEN, adv, adl, 1, pt, 0, v1), 0);
-	assert_int_equal(ck_siv_open(key, CK_SIV_KEY_LEN, adv, adl, 1, v1, sizeof(v1), pt), 0);
-	/* V depends on the AD even with no plaintext */
-	ad[0] ^= 1;
-	assert_int_equal(ck_siv_seal(key, CK_SIV_KEY_LEN, adv, adl, 1, pt, 0, v2), 0);
-	assert_memory_not_equal(v1, v2, sizeof(v1));
+	assert_int_equal(ck_siv_seal(key, CK_SIV_KEY_LEN, adv, adl, 1, pt, 0, v1), -EINVAL);
 	assert_int_equal(ck_siv_open(key, CK_SIV_KEY_LEN, adv, adl, 1, v1, sizeof(v1), pt), -EBADMSG);
 }
-
-/* ---------------- key wrap (RFC 5649) ---------------- */
 
 static void key_wrap_matches_fixed_kwp_vectors(void **state)
 {
@@ -704,7 +698,7 @@ int main(void)
 		cmocka_unit_test(siv_open_rejects_input_shorter_than_tag),
 		cmocka_unit_test(siv_rejects_unsupported_key_length),
 		cmocka_unit_test(siv256_round_trips_lengths_1_to_300),
-		cmocka_unit_test(siv_seal_and_open_accept_empty_plaintext),
+		cmocka_unit_test(siv_rejects_empty_plaintext),
 		cmocka_unit_test(key_wrap_matches_fixed_kwp_vectors),
 		cmocka_unit_test(key_wrap_round_trips_random_keys),
 		cmocka_unit_test(key_unwrap_rejects_wrong_kek),
