@@ -141,7 +141,9 @@ mount_ckfs() {
 	LOG_SEQ=$((LOG_SEQ + 1))
 	local log=$T/ckfs.$LOG_SEQ.log
 	mkdir -p "$mnt"
-	"$CKFS" -f "$@" "$vol" "$mnt" >"$log" 2>&1 &
+	# A background job of a non-interactive shell ignores SIGINT/SIGQUIT;
+	# give the daemon default dispositions so SIGINT can be tested.
+	( trap - INT QUIT; exec "$CKFS" -f "$@" "$vol" "$mnt" ) >"$log" 2>&1 &
 	local pid=$!
 	LAST_PID=$pid
 	LAST_LOG=$log
