@@ -36,7 +36,8 @@ struct ck_inode {
 	dev_t dev;
 	ino_t ino;
 	mode_t type;                    /* S_IFMT bits */
-	struct ck_tree *tree;
+	struct ck_tree *tree;           /* changes only from service to a new DEP tree */
+	int tree_root;                  /* the root directory of a DEP tree */
 
 	/* Under fs.table_lock. Invariant: the inode stays in the table while
 	 * nlookup + refs > 0; refs counts children naming it as parent and
@@ -67,8 +68,29 @@ struct ck_inode {
 	struct ck_file_keys keys;       /* secret */
 };
 
+/* A tree as this mount serves it: its keys plus whether they may be used.
+ * Inodes point at .k; ck_stree_of() recovers the whole. */
+struct ck_stree {
+	struct ck_tree k;               /* keys; first member */
+	/* Held for reading by every operation that uses the keys (tree_enter),
+	 * for writing by revocation, which then wipes them. */
+	pthread_rwlock_t lock;
+	int status;                     /* 0 serving, -EKEYREVOKED, -ENOKEY */
+	int is_service;
+	char path[1024];                /* tree root, relative; "" for service */
+	uint8_t rec_id[CK_ID_LEN];
+	uint8_t dep_id[CK_ID_LEN];
+	char dep_name[72];
+	struct ck_stree *next;
+};
+#define ck_stree_of(t) ((struct ck_stree *)(t))
+
 struct ck_fs {
 	struct ck_volume vol;
+	struct ck_stree service;
+	struct ck_stree *trees;         /* DEP trees; list only grows (under trees_lock) */
+	pthread_mutex_t trees_lock;
+	double key_ttl;
 	struct ck_inode root;
 	pthread_rwlock_t ns_lock;
 	pthread_mutex_t table_lock;
@@ -136,6 +158,20 @@ int ck_ename_decode(struct ck_inode *dir, int dirfd, const uint8_t dirid[static 
                     const char *entry, char out[static CK_NAME_MAX + 1]);
 /* Make a directory's .ckfs.dir in dirfd/entry. */
 int ck_dirid_create(int dirfd, const char *entry, uint8_t out[static CK_ID_LEN]);
+
+/* trees.c: DEP trees, revocation, the watcher thread. */
+int ck_trees_start(void);
+void ck_trees_stop(void);
+/* The tree a new inode named name under parent belongs to. Caller holds
+ * ns_lock. */
+struct ck_tree *ck_tree_for_child(struct ck_inode *parent, const char *name);
+/* 1 if the plaintext path of (parent, name) is a tree root or holds one
+ * (such directories may not be renamed or removed). Caller holds ns_lock. */
+int ck_path_holds_tree(struct ck_inode *parent, const char *name);
+/* Gate an operation on in's tree: 0 and the tree's lock held for reading,
+ * or -EKEYREVOKED / -ENOKEY. tree_leave releases. */
+int ck_tree_enter(struct ck_tree *t);
+void ck_tree_leave(struct ck_tree *t);
 
 /* chunk.c: content. All take in->io as documented there. */
 int ck_file_init(struct ck_inode *dir, const uint8_t dirid[static CK_ID_LEN], const char *name,

@@ -261,7 +261,8 @@ struct ck_inode *ck_inode_learn(struct ck_inode *parent, const char *name, const
 	fresh->dev = st->st_dev;
 	fresh->ino = st->st_ino;
 	fresh->type = st->st_mode & S_IFMT;
-	fresh->tree = parent->tree;
+	fresh->tree = ck_tree_for_child(parent, name);
+	fresh->tree_root = fresh->tree != parent->tree;
 	fresh->fd = -1;
 	pthread_rwlock_init(&fresh->io, NULL);
 	pthread_mutex_init(&fresh->lock, NULL);

@@ -21,6 +21,7 @@ struct options {
 	char *mountpoint;
 	char *key_dir;
 	char *timeout;
+	char *key_ttl;
 	int foreground, debug, help, version, ro, threads;
 };
 
@@ -31,6 +32,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("key_dir=%s", key_dir),
 	OPT("cache_timeout=%s", timeout),
 	OPT("threads=%d", threads),
+	OPT("key_ttl=%s", key_ttl),
 	FUSE_OPT_KEY("-f", KEY_FG),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -81,6 +83,7 @@ static void usage(FILE *f)
 		"  -o ro              read-only\n"
 		"  -o cache_timeout=S kernel attribute/entry cache time in seconds (default 1)\n"
 		"  -o threads=N       maximum worker threads (default 16)\n"
+		"  -o key_ttl=S       probe each DEP's customer keys every S seconds (default 30)\n"
 		"  -h, --help         this help;  -V, --version  the version\n\n"
 		"exit status: 0 unmounted cleanly, 1 usage error, 2 cannot open the volume,\n"
 		"3 cannot mount\n");
@@ -103,7 +106,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (o.version) {
-		printf("ckfs %s (libfuse %s)\n", CK_VERSION, fuse_pkgversion());
+		printf("ckfs %s (libfuse %s)\n", CKFS_VERSION, fuse_pkgversion());
 		return 0;
 	}
 	if (!o.volume || !o.mountpoint) {
@@ -117,6 +120,15 @@ int main(int argc, char **argv)
 		if (*end || ck.timeout < 0 || ck.timeout > 86400) {
 			fprintf(stderr, "ckfs: cache_timeout=%s is not a number of seconds "
 			        "between 0 and 86400\n", o.timeout);
+			return EXIT_USAGE;
+		}
+	}
+	ck.key_ttl = 30;
+	if (o.key_ttl) {
+		ck.key_ttl = strtod(o.key_ttl, &end);
+		if (*end || ck.key_ttl < 1 || ck.key_ttl > 86400) {
+			fprintf(stderr, "ckfs: key_ttl=%s is not a number of seconds between 1 and "
+			        "86400\n", o.key_ttl);
 			return EXIT_USAGE;
 		}
 	}
@@ -153,12 +165,16 @@ int main(int argc, char **argv)
 	ck.root.dev = st.st_dev;
 	ck.root.ino = st.st_ino;
 	ck.root.type = S_IFDIR;
-	ck.root.tree = &ck.vol.service;
+	ck.root.tree = &ck.service.k;
 	ck.root.fd = -1;
 	ck.root.nlookup = 1;
 	pthread_rwlock_init(&ck.root.io, NULL);
 	pthread_mutex_init(&ck.root.lock, NULL);
 
+	if (ck_trees_start() < 0) {
+		fprintf(stderr, "ckfs: cannot start the key watcher\n");
+		goto out;
+	}
 	snprintf(fsname, sizeof(fsname), "-ofsname=ckfs:%s,subtype=ckfs,default_permissions", o.volume);
 	if (fuse_opt_add_arg(&args, fsname) < 0)
 		goto out;
@@ -190,6 +206,8 @@ out_signals:
 		fuse_session_unmount(se);
 	fuse_remove_signal_handlers(se);
 out:
+	ck_trees_stop();
+	ck.se = NULL;
 	if (se)
 		fuse_session_destroy(se);
 	ck_volume_close(&ck.vol);    /* wipes the service and tree keys */
@@ -198,5 +216,6 @@ out:
 	free(o.mountpoint);
 	free(o.key_dir);
 	free(o.timeout);
+	free(o.key_ttl);
 	return r;
 }

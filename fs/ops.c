@@ -33,7 +33,7 @@ static void fix_attr(struct stat *st)
 static int do_lookup(struct ck_inode *parent, const char *name, struct fuse_entry_param *e)
 {
 	struct ck_ename en;
-	struct ck_inode *in;
+	struct ck_inode *in = NULL;
 	struct stat st;
 	int dirfd, r, moved = 0;
 
@@ -805,6 +805,10 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t pino, const char *name)
 		r = -ENOTDIR;
 		goto out;
 	}
+	if (ck_path_holds_tree(parent, name)) {
+		r = -EBUSY;     /* a DEP tree root, or holds one */
+		goto out;
+	}
 	if ((r = empty_backing_dir(dirfd, en.entry, saved, &had)) < 0)
 		goto out;
 	if (unlinkat(dirfd, en.entry, AT_REMOVEDIR) < 0) {
@@ -866,6 +870,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t pino, const char *name, fuse_in
 		goto out;
 	}
 	exists = fstatat(dir2, e2.entry, &s2, AT_SYMLINK_NOFOLLOW) == 0;
+	if ((S_ISDIR(s1.st_mode) && ck_path_holds_tree(p1, name)) ||
+	    (exists && S_ISDIR(s2.st_mode) && ck_path_holds_tree(p2, newname))) {
+		r = -EBUSY;     /* tree roots stay where their records say */
+		goto out;
+	}
 	if (exists && (flags & RENAME_NOREPLACE)) {
 		r = -EEXIST;
 		goto out;
@@ -929,7 +938,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t pino, const char *name, fuse_in
 	if (e2.is_long) {
 		struct stat sst;
 		char side[CK_LONG_NAME_LEN + 1];
-		snprintf(side, sizeof(side), "%s%s", CK_SIDE_PREFIX, e2.entry + 2);
+		snprintf(side, sizeof(side), "%s%.43s", CK_SIDE_PREFIX, e2.entry + 2);
 		side2 = fstatat(dir2, side, &sst, 0) < 0;
 		if ((r = ck_sidecar_write(dir2, &e2)) < 0)
 			goto undo;
@@ -1468,37 +1477,104 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 }
 
+/* ---- tree gating: every operation that needs a tree's keys runs with
+ * that tree's lock held for reading (see trees.c); a revoked tree answers
+ * EKEYREVOKED, one whose keys are unavailable ENOKEY. ---- */
+#define GATE(t) struct ck_tree *gt_ = (t); int ge_ = ck_tree_enter(gt_); \
+	if (ge_) { fuse_reply_err(req, -ge_); return; }
+#define UNGATE() ck_tree_leave(gt_)
+#define T(ino) (ck_inode_get(ino)->tree)
+
+static void g_lookup(fuse_req_t req, fuse_ino_t p, const char *n)
+{ GATE(T(p)); op_lookup(req, p, n); UNGATE(); }
+static void g_getattr(fuse_req_t req, fuse_ino_t i, struct fuse_file_info *fi)
+{
+	if (ck_inode_get(i)->tree_root) {
+		op_getattr(req, i, fi);     /* a root's attributes need no key */
+		return;
+	}
+	GATE(T(i)); op_getattr(req, i, fi); UNGATE();
+}
+static void g_setattr(fuse_req_t req, fuse_ino_t i, struct stat *a, int s, struct fuse_file_info *fi)
+{ GATE(T(i)); op_setattr(req, i, a, s, fi); UNGATE(); }
+static void g_readlink(fuse_req_t req, fuse_ino_t i)
+{ GATE(T(i)); op_readlink(req, i); UNGATE(); }
+static void g_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
+{ GATE(T(p)); op_mknod(req, p, n, m, d); UNGATE(); }
+static void g_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
+{ GATE(T(p)); op_mkdir(req, p, n, m); UNGATE(); }
+static void g_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
+{ GATE(T(p)); op_symlink(req, l, p, n); UNGATE(); }
+static void g_link(fuse_req_t req, fuse_ino_t i, fuse_ino_t p, const char *n)
+{ GATE(T(i)); op_link(req, i, p, n); UNGATE(); }
+static void g_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
+{ GATE(T(p)); op_unlink(req, p, n); UNGATE(); }
+static void g_rmdir(fuse_req_t req, fuse_ino_t p, const char *n)
+{ GATE(T(p)); op_rmdir(req, p, n); UNGATE(); }
+static void g_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn,
+                     unsigned int f)
+{ GATE(T(p)); op_rename(req, p, n, np, nn, f); UNGATE(); }
+static void g_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, struct fuse_file_info *fi)
+{ GATE(T(p)); op_create(req, p, n, m, fi); UNGATE(); }
+static void g_open(fuse_req_t req, fuse_ino_t i, struct fuse_file_info *fi)
+{ GATE(T(i)); op_open(req, i, fi); UNGATE(); }
+static void g_read(fuse_req_t req, fuse_ino_t i, size_t s, off_t o, struct fuse_file_info *fi)
+{ GATE(T(i)); op_read(req, i, s, o, fi); UNGATE(); }
+static void g_write(fuse_req_t req, fuse_ino_t i, const char *b, size_t s, off_t o,
+                    struct fuse_file_info *fi)
+{ GATE(T(i)); op_write(req, i, b, s, o, fi); UNGATE(); }
+static void g_fsync(fuse_req_t req, fuse_ino_t i, int d, struct fuse_file_info *fi)
+{ GATE(T(i)); op_fsync(req, i, d, fi); UNGATE(); }
+static void g_fallocate(fuse_req_t req, fuse_ino_t i, int m, off_t o, off_t l, struct fuse_file_info *fi)
+{ GATE(T(i)); op_fallocate(req, i, m, o, l, fi); UNGATE(); }
+static void g_opendir(fuse_req_t req, fuse_ino_t i, struct fuse_file_info *fi)
+{ GATE(T(i)); op_opendir(req, i, fi); UNGATE(); }
+static void g_readdir(fuse_req_t req, fuse_ino_t i, size_t s, off_t o, struct fuse_file_info *fi)
+{ GATE(T(i)); op_readdir(req, i, s, o, fi); UNGATE(); }
+static void g_readdirplus(fuse_req_t req, fuse_ino_t i, size_t s, off_t o, struct fuse_file_info *fi)
+{ GATE(T(i)); op_readdirplus(req, i, s, o, fi); UNGATE(); }
+static void g_fsyncdir(fuse_req_t req, fuse_ino_t i, int d, struct fuse_file_info *fi)
+{ GATE(T(i)); op_fsyncdir(req, i, d, fi); UNGATE(); }
+static void g_setxattr(fuse_req_t req, fuse_ino_t i, const char *n, const char *v, size_t s, int f)
+{ GATE(T(i)); op_setxattr(req, i, n, v, s, f); UNGATE(); }
+static void g_getxattr(fuse_req_t req, fuse_ino_t i, const char *n, size_t s)
+{ GATE(T(i)); op_getxattr(req, i, n, s); UNGATE(); }
+static void g_listxattr(fuse_req_t req, fuse_ino_t i, size_t s)
+{ GATE(T(i)); op_listxattr(req, i, s); UNGATE(); }
+static void g_removexattr(fuse_req_t req, fuse_ino_t i, const char *n)
+{ GATE(T(i)); op_removexattr(req, i, n); UNGATE(); }
+
 const struct fuse_lowlevel_ops ck_ops = {
 	.init = op_init,
-	.lookup = op_lookup,
+	.lookup = g_lookup,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = op_setattr,
-	.readlink = op_readlink,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.symlink = op_symlink,
-	.link = op_link,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.rename = op_rename,
-	.create = op_create,
-	.open = op_open,
+	.getattr = g_getattr,
+	.setattr = g_setattr,
+	.readlink = g_readlink,
+	.mknod = g_mknod,
+	.mkdir = g_mkdir,
+	.symlink = g_symlink,
+	.link = g_link,
+	.unlink = g_unlink,
+	.rmdir = g_rmdir,
+	.rename = g_rename,
+	.create = g_create,
+	.open = g_open,
 	.release = op_release,
-	.read = op_read,
-	.write = op_write,
+	.read = g_read,
+	.write = g_write,
 	.flush = op_flush,
-	.fsync = op_fsync,
-	.fallocate = op_fallocate,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
+	.fsync = g_fsync,
+	.fallocate = g_fallocate,
+	.opendir = g_opendir,
+	.readdir = g_readdir,
+	.readdirplus = g_readdirplus,
 	.releasedir = op_releasedir,
-	.fsyncdir = op_fsyncdir,
+	.fsyncdir = g_fsyncdir,
 	.statfs = op_statfs,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
+	.setxattr = g_setxattr,
+	.getxattr = g_getxattr,
+	.listxattr = g_listxattr,
+	.removexattr = g_removexattr,
 };

@@ -1,0 +1,420 @@
+/* DEP trees in the daemon: loading them from the volume's records,
+ * following record changes (a watcher thread polls .ckfs/deps and
+ * .ckfs/trees every 200 ms, so explicit revocation acts well within one
+ * second), probing customer keys every key_ttl, and revocation: keys wiped
+ * under the tree's write lock, then the kernel's caches for the tree's
+ * inodes invalidated so no cached plaintext is served.
+ *
+ * Lock order (extends ckfs.h): stree.lock -> ns_lock -> inode.io ->
+ * inode.lock -> table_lock; trees_lock is a leaf taken alone. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "fs/ckfs.h"
+#include "keys/audit.h"
+#include "keys/dep.h"
+#include "keys/secmem.h"
+#include "keys/util.h"
+
+static pthread_t watcher;
+static int watcher_running;
+static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stop_cond = PTHREAD_COND_INITIALIZER;
+static int stopping;
+
+int ck_tree_enter(struct ck_tree *t)
+{
+	struct ck_stree *s = ck_stree_of(t);
+
+	if (s->is_service)
+		return 0;
+	pthread_rwlock_rdlock(&s->lock);
+	if (s->status) {
+		int r = s->status;
+		pthread_rwlock_unlock(&s->lock);
+		return r;
+	}
+	return 0;
+}
+
+void ck_tree_leave(struct ck_tree *t)
+{
+	struct ck_stree *s = ck_stree_of(t);
+
+	if (!s->is_service)
+		pthread_rwlock_unlock(&s->lock);
+}
+
+/* "mail" + "alice" -> "mail/alice"; parent path from the inode names. */
+static void child_path(struct ck_inode *parent, const char *name, char *out, size_t n)
+{
+	char p[4096];
+
+	ck_inode_path(parent, p, sizeof(p));
+	snprintf(out, n, "%s%s%s", p[1] ? p + 1 : "", p[1] ? "/" : "", name);
+}
+
+struct ck_tree *ck_tree_for_child(struct ck_inode *parent, const char *name)
+{
+	char path[4096];
+	struct ck_stree *s;
+
+	if (!ck_stree_of(parent->tree)->is_service || !ck.trees)
+		return parent->tree;
+	child_path(parent, name, path, sizeof(path));
+	pthread_mutex_lock(&ck.trees_lock);
+	for (s = ck.trees; s; s = s->next)
+		if (!strcmp(s->path, path))
+			break;
+	pthread_mutex_unlock(&ck.trees_lock);
+	return s ? &s->k : parent->tree;
+}
+
+int ck_path_holds_tree(struct ck_inode *parent, const char *name)
+{
+	char path[4096];
+	size_t l;
+	int hit = 0;
+
+	if (!ck_stree_of(parent->tree)->is_service || !ck.trees)
+		return 0;
+	child_path(parent, name, path, sizeof(path));
+	l = strlen(path);
+	pthread_mutex_lock(&ck.trees_lock);
+	for (struct ck_stree *s = ck.trees; s && !hit; s = s->next)
+		hit = !strncmp(s->path, path, l) && (s->path[l] == '\0' || s->path[l] == '/');
+	pthread_mutex_unlock(&ck.trees_lock);
+	return hit;
+}
+
+static void audit(const char *event, const char *dep, const char *tree, const char *uri,
+                  const char *result, const char *actor)
+{
+	struct ck_audit_event e = { event, dep, tree, uri, result, actor };
+	if (ck_audit_append(&ck.vol, &e) < 0)
+		ck_log(CK_LOG_WARNING, "could not append \"%s\" to the audit log", event);
+}
+
+/* Stop serving s: wipe its keys and every open file's keys, then drop the
+ * kernel's cached pages and attributes of its inodes. */
+static void revoke_tree(struct ck_stree *s, int status)
+{
+	struct ck_inode **list = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_rwlock_wrlock(&s->lock);
+	if (s->status == status) {
+		pthread_rwlock_unlock(&s->lock);
+		return;
+	}
+	s->status = status;
+	ck_tree_release(&s->k);
+	/* No operation on this tree is in flight now: collect its inodes. */
+	pthread_mutex_lock(&ck.table_lock);
+	for (size_t i = 0; i < ck.table_size; i++)
+		for (struct ck_inode *in = ck.table[i]; in; in = in->hnext) {
+			if (in->tree != &s->k)
+				continue;
+			if (n == cap) {
+				size_t c = cap ? cap * 2 : 64;
+				struct ck_inode **q = realloc(list, c * sizeof(*q));
+				if (!q)
+					continue;
+				list = q;
+				cap = c;
+			}
+			in->refs++;
+			list[n++] = in;
+		}
+	pthread_mutex_unlock(&ck.table_lock);
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&list[i]->lock);
+		ck_file_keys_release(&list[i]->keys);
+		pthread_mutex_unlock(&list[i]->lock);
+	}
+	pthread_rwlock_unlock(&s->lock);
+	ck_log(CK_LOG_WARNING, "tree %s (dep \"%s\") %s: no longer served", s->path, s->dep_name,
+	       status == -EKEYREVOKED ? "revoked" : "has no key");
+	for (size_t i = 0; i < n; i++) {
+		if (ck.se)
+			fuse_lowlevel_notify_inval_inode(ck.se, (fuse_ino_t)(uintptr_t)list[i], 0, 0);
+		ck_inode_unpin(list[i]);
+	}
+	free(list);
+}
+
+/* Persist a customer-side revocation found by the daemon (durable: a
+ * remount or another host must not serve the DEP again). */
+static void record_revocation(const uint8_t dep_id[CK_ID_LEN], const char *detail)
+{
+	struct ck_dep *deps;
+	size_t n;
+	int lock = ck_meta_lock(&ck.vol);
+
+	if (lock < 0)
+		return;
+	if (ck_dep_load_all(&ck.vol, &deps, &n, NULL) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (memcmp(deps[i].id, dep_id, CK_ID_LEN) || deps[i].state != CK_DEP_ACTIVE)
+				continue;
+			deps[i].state = CK_DEP_REVOKED;
+			deps[i].changed = (uint64_t)time(NULL);
+			deps[i].generation++;
+			if (ck_dep_save(&ck.vol, &deps[i]) == 0)
+				audit("revoked", deps[i].name, NULL, NULL, detail, "probe");
+		}
+		free(deps);
+	}
+	ck_meta_unlock(lock);
+}
+
+static struct ck_dep *dep_by_id(struct ck_dep *deps, size_t n, const uint8_t id[CK_ID_LEN])
+{
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(deps[i].id, id, CK_ID_LEN))
+			return &deps[i];
+	return NULL;
+}
+
+/* Bring a tree record to life: unwrap its DEP key and tree key. */
+static int load_keys(struct ck_stree *s, struct ck_dep *d, const struct ck_tree_rec *t)
+{
+	uint8_t *dk = ck_secret_alloc(CK_KEY_LEN), *tk = ck_secret_alloc(CK_WRAP_MAX);
+	char msg[1024];
+	size_t len = 0;
+	int fallback = 0, r;
+
+	if (!dk || !tk) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = ck_dep_unwrap(d, dk, 1, &fallback, msg, sizeof(msg));
+	if (r == -EKEYREVOKED) {
+		ck_log(CK_LOG_WARNING, "dep \"%s\": every customer key denied (%s): revoked", d->name, msg);
+		record_revocation(d->id, "every customer key denied");
+		goto out;
+	}
+	if (r < 0) {
+		ck_log(CK_LOG_ERR, "dep \"%s\": no customer key answers (%s); tree %s not served",
+		       d->name, msg, t->path);
+		audit("unwrap-failed", d->name, t->path, NULL, "unavailable", "daemon");
+		r = -ENOKEY;
+		goto out;
+	}
+	if (fallback) {
+		ck_log(CK_LOG_WARNING, "dep \"%s\": customer keys unavailable (%s); serving with the "
+		       "availability key", d->name, msg);
+		audit("availability-key-fallback", d->name, t->path, NULL, msg, "daemon");
+	}
+	if ((r = ck_key_unwrap(dk, t->wrapped_key, t->wlen, tk, &len)) < 0 || len != CK_KEY_LEN) {
+		ck_log(CK_LOG_ERR, "tree %s: its key does not unwrap under dep \"%s\" (corrupt record?)",
+		       t->path, d->name);
+		r = -ENOKEY;
+		goto out;
+	}
+	r = ck_tree_init(&s->k, ck.vol.hdr.volume_id, t->id, tk) < 0 ? -ENOKEY : 0;
+out:
+	ck_secret_free(dk, CK_KEY_LEN);
+	ck_secret_free(tk, CK_WRAP_MAX);
+	return r;
+}
+
+/* Point cached inodes at the path of a newly served tree root at it. */
+static void adopt_root(struct ck_stree *s)
+{
+	char p[4096];
+
+	pthread_rwlock_wrlock(&ck.ns_lock);
+	pthread_mutex_lock(&ck.table_lock);
+	for (size_t i = 0; i < ck.table_size; i++)
+		for (struct ck_inode *in = ck.table[i]; in; in = in->hnext) {
+			if (in->type != S_IFDIR || !ck_stree_of(in->tree)->is_service)
+				continue;
+			ck_inode_path(in, p, sizeof(p));
+			if (!strcmp(p + 1, s->path)) {
+				in->tree = &s->k;
+				in->tree_root = 1;
+			}
+		}
+	pthread_mutex_unlock(&ck.table_lock);
+	pthread_rwlock_unlock(&ck.ns_lock);
+}
+
+static void reload(int probe)
+{
+	struct ck_dep *deps = NULL;
+	struct ck_tree_rec *trees = NULL;
+	size_t nd = 0, nt = 0;
+
+	if (ck_dep_load_all(&ck.vol, &deps, &nd, NULL) < 0 ||
+	    ck_tree_rec_load_all(&ck.vol, &trees, &nt, NULL) < 0)
+		goto out;
+	if (probe) {
+		/* One probe per DEP in use; a denial by every customer key is
+		 * a revocation. Runs here, never under a lock I/O takes. */
+		for (size_t i = 0; i < nd; i++) {
+			char msg[1024];
+			int used = 0;
+			if (deps[i].state != CK_DEP_ACTIVE)
+				continue;
+			for (struct ck_stree *s = ck.trees; s; s = s->next)
+				used |= !memcmp(s->dep_id, deps[i].id, CK_ID_LEN) && s->status == 0;
+			if (!used)
+				continue;
+			int r = ck_dep_probe(&deps[i], msg, sizeof(msg));
+			if (r == -EKEYREVOKED) {
+				ck_log(CK_LOG_WARNING, "dep \"%s\": every customer key denied (%s): revoked",
+				       deps[i].name, msg);
+				record_revocation(deps[i].id, "every customer key denied");
+				deps[i].state = CK_DEP_REVOKED;
+			} else if (r < 0) {
+				ck_log(CK_LOG_WARNING, "dep \"%s\": customer keys unavailable (%s); still "
+				       "serving with the keys in memory", deps[i].name, msg);
+			}
+		}
+	}
+	for (size_t i = 0; i < nt; i++) {
+		struct ck_tree_rec *t = &trees[i];
+		struct ck_dep *d = dep_by_id(deps, nd, t->dep_id);
+		struct ck_stree *s;
+
+		if (t->state == CK_TREE_PENDING)
+			continue;       /* still under the service key until applied */
+		pthread_mutex_lock(&ck.trees_lock);
+		for (s = ck.trees; s; s = s->next)
+			if (!memcmp(s->rec_id, t->id, CK_ID_LEN))
+				break;
+		pthread_mutex_unlock(&ck.trees_lock);
+		int alive = d && d->state == CK_DEP_ACTIVE && t->state == CK_TREE_ACTIVE;
+		if (s) {
+			if (!alive && s->status == 0)
+				revoke_tree(s, -EKEYREVOKED);
+			else if (alive && s->status == -ENOKEY) {
+				/* The customer keys came back. */
+				pthread_rwlock_wrlock(&s->lock);
+				if (load_keys(s, d, t) == 0)
+					s->status = 0;
+				pthread_rwlock_unlock(&s->lock);
+			}
+			continue;
+		}
+		if (!(s = calloc(1, sizeof(*s))))
+			continue;
+		pthread_rwlockattr_t ra;
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&s->lock, &ra);
+		snprintf(s->path, sizeof(s->path), "%s", t->path);
+		memcpy(s->rec_id, t->id, CK_ID_LEN);
+		memcpy(s->dep_id, t->dep_id, CK_ID_LEN);
+		snprintf(s->dep_name, sizeof(s->dep_name), "%s", d ? d->name : "?");
+		memcpy(s->k.volume_id, ck.vol.hdr.volume_id, CK_ID_LEN);
+		memcpy(s->k.id, t->id, CK_ID_LEN);
+		s->status = !alive ? -EKEYREVOKED : load_keys(s, d, t);
+		if (s->status && s->status != -ENOKEY)
+			s->status = -EKEYREVOKED;
+		pthread_mutex_lock(&ck.trees_lock);
+		s->next = ck.trees;
+		ck.trees = s;
+		pthread_mutex_unlock(&ck.trees_lock);
+		adopt_root(s);
+	}
+out:
+	free(deps);
+	if (trees) {
+		ck_wipe(trees, nt * sizeof(*trees));
+		free(trees);
+	}
+}
+
+static int records_changed(struct timespec *last)
+{
+	struct stat a, b;
+	struct timespec now = { 0 };
+
+	if (fstatat(ck.vol.fd, CK_VOLUME_DIR "/deps", &a, 0) == 0)
+		now = a.st_mtim;
+	if (fstatat(ck.vol.fd, CK_VOLUME_DIR "/trees", &b, 0) == 0 &&
+	    (b.st_mtim.tv_sec > now.tv_sec ||
+	     (b.st_mtim.tv_sec == now.tv_sec && b.st_mtim.tv_nsec > now.tv_nsec)))
+		now = b.st_mtim;
+	if (now.tv_sec == last->tv_sec && now.tv_nsec == last->tv_nsec)
+		return 0;
+	*last = now;
+	return 1;
+}
+
+static void *watch(void *arg)
+{
+	struct timespec last = { 0 }, next_probe;
+
+	clock_gettime(CLOCK_MONOTONIC, &next_probe);
+	next_probe.tv_sec += (time_t)ck.key_ttl;
+	for (;;) {
+		struct timespec now, until;
+		int probe;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		probe = now.tv_sec > next_probe.tv_sec ||
+		        (now.tv_sec == next_probe.tv_sec && now.tv_nsec >= next_probe.tv_nsec);
+		if (probe) {
+			next_probe = now;
+			next_probe.tv_sec += (time_t)ck.key_ttl;
+			next_probe.tv_nsec += (long)((ck.key_ttl - (time_t)ck.key_ttl) * 1e9);
+			if (next_probe.tv_nsec >= 1000000000L) {
+				next_probe.tv_sec++;
+				next_probe.tv_nsec -= 1000000000L;
+			}
+		}
+		if (records_changed(&last) || probe)
+			reload(probe);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 200 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&stop_lock);
+		if (!stopping)
+			pthread_cond_timedwait(&stop_cond, &stop_lock, &until);
+		int done = stopping;
+		pthread_mutex_unlock(&stop_lock);
+		if (done)
+			break;
+	}
+	return arg;
+}
+
+int ck_trees_start(void)
+{
+	struct timespec t0 = { 0 };
+
+	ck.service.k = ck.vol.service;   /* shares the volume's (owned) keys */
+	ck.service.is_service = 1;
+	pthread_rwlock_init(&ck.service.lock, NULL);
+	pthread_mutex_init(&ck.trees_lock, NULL);
+	records_changed(&t0);
+	reload(0);
+	if (pthread_create(&watcher, NULL, watch, NULL) != 0)
+		return -EAGAIN;
+	watcher_running = 1;
+	return 0;
+}
+
+void ck_trees_stop(void)
+{
+	if (watcher_running) {
+		pthread_mutex_lock(&stop_lock);
+		stopping = 1;
+		pthread_cond_signal(&stop_cond);
+		pthread_mutex_unlock(&stop_lock);
+		pthread_join(watcher, NULL);
+		watcher_running = 0;
+	}
+	for (struct ck_stree *s = ck.trees; s; s = s->next)
+		ck_tree_release(&s->k);
+}
