@@ -45,7 +45,7 @@ int main(int argc, char **argv)
 		case 'f': force = 1; break;
 		case 'q': quiet = 1; break;
 		case 'h': usage(stdout); return 0;
-		case 'V': printf("ck-mkfs %s\n", CK_VERSION); return 0;
+		case 'V': printf("ck-mkfs %s\n", CKFS_VERSION); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
