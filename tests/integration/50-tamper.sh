@@ -16,7 +16,9 @@ mkfs_ckfs "$VOL" || { notok "ck-mkfs"; summary; exit 1; }
 mount_ckfs "$VOL" "$MNT" || { notok "mount"; summary; exit 1; }
 
 VICTIMS="flip_block flip_nonce flip_tag flip_hdr_lo flip_hdr_hi swap_blocks swap_a swap_b
-swap_hdr_a swap_hdr_b copy_dst_same trunc_block trunc_hdr trunc_mid append_block"
+swap_hdr_a swap_hdr_b copy_dst_same trunc_block trunc_hdr trunc_hdr_part trunc_short
+trunc_mid append_block"
+export VICTIMS
 py '
 os.makedirs(mp("d1")); os.makedirs(mp("d2")); os.makedirs(mp("d3")); os.makedirs(mp("d4"))
 for i, n in enumerate(os.environ["VICTIMS"].split()):
@@ -26,7 +28,6 @@ write_file(mp("d2", "copy_dst_other"), rbytes(3 * 4096 + 1000, 2))
 for d in ("d1", "d2", "d3", "d4"):
     write_file(mp(d, "control"), rbytes(10000, 3))
 ' || { notok "write the victim files"; summary; exit 1; }
-export VICTIMS
 
 declare -A B=()
 for n in $VICTIMS; do B[$n]=$(backing_of "$MNT/d1/$n" "$VOL"); done
@@ -57,6 +58,8 @@ swap_ranges(B['swap_blocks'], $(blk 0), B['swap_blocks'], $(blk 1), $CB)
 swap_ranges(B['swap_hdr_a'], 0, B['swap_hdr_b'], 0, $HDR)
 os.truncate(B['trunc_block'], $(blk 2))               # at a block boundary
 os.truncate(B['trunc_hdr'], $HDR)                     # header only
+os.truncate(B['trunc_hdr_part'], 100)                 # inside the header
+os.truncate(B['trunc_short'], $HDR + 10)              # shorter than any block
 os.truncate(B['trunc_mid'], $(blk 1) + 100)           # inside block 1
 with open(B['append_block'], 'ab') as f:
     f.write(rbytes($CB, 77))                          # one extra garbage block
@@ -113,6 +116,8 @@ check "ciphertext copied over a file in another dir: EIO, never the source's dat
 check "the copied file itself still reads fine" py 'eq(read_file(mp("d1/copy_src")), rbytes(3 * 4096 + 1000, 1), "copy_src")'
 check "backing truncated at a block boundary: EIO" eio_case trunc_block "$MNT/d1/trunc_block"
 check "backing truncated to the header: EIO" eio_case trunc_hdr "$MNT/d1/trunc_hdr"
+check "backing truncated inside the header: EIO" eio_case trunc_hdr_part "$MNT/d1/trunc_hdr_part"
+check "backing truncated 10 bytes after the header: EIO" eio_case trunc_short "$MNT/d1/trunc_short"
 check "backing truncated inside a block: EIO" eio_case trunc_mid "$MNT/d1/trunc_mid"
 check "a garbage block appended: EIO" eio_case append_block "$MNT/d1/append_block"
 
