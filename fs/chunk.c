@@ -1,17 +1,24 @@
 /* File content: headers, block read-modify-write, truncate, fallocate.
  *
- * Invariants of a backing file (docs/FORMAT.md): a 256-byte header, then
- * blocks of CK_CBLOCK_SIZE bytes; every file has a final block (marked
- * "last" in its AAD, possibly empty only when it is block 0); every other
- * block is full. When a file grows past its final block we (1) pad the old
- * final block to a full block, still marked last, (2) write the new blocks,
- * (3) re-mark the old final block as not last. A crash between steps leaves
- * a readable file: a non-final block still marked last is accepted.
+ * Invariants of a backing file (docs/FORMAT.md): a 256-byte header holding
+ * the sealed plaintext size S, then full blocks of CK_CBLOCK_SIZE bytes.
+ * Block final(S) is marked "last" in its AAD and is zero beyond S; blocks
+ * after it (left by an interrupted operation) are ignored. A block before
+ * the final one may still be marked last (a growth step interrupted by a
+ * crash): reads accept that.
+ *
+ * Growth of a file past its final block f: (1) write the new blocks, the
+ * new final one marked last and f still marked last; (2) seal the new size
+ * into the header; (3) re-mark f as not last. A crash between any two
+ * steps leaves a readable file holding the old or the new size.
+ * Shrinking to final block g: (1) rewrite g zero-padded and marked last,
+ * (2) seal the new size, (3) cut the backing file after g.
  *
  * Locking: callers of read take in->io shared; write, truncate, fallocate
- * and header updates take it exclusive. */
+ * and header updates take it exclusive. in->psize is under in->io. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -55,15 +62,6 @@ static int pwrite_full(int fd, const void *buf, size_t n, off_t off)
 	return 0;
 }
 
-int64_t ck_file_plain_size(int fd)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	return ck_plain_size((uint64_t)st.st_size);
-}
-
 static void ref_of(struct ck_tree *t, const uint8_t *file_id, struct ck_file_ref *ref)
 {
 	ref->volume_id = t->volume_id;
@@ -93,6 +91,35 @@ static int hdr_load(struct ck_tree *t, int fd, struct ck_file_hdr *h, struct ck_
 	return 0;
 }
 
+/* The plaintext size sealed in a verified header. */
+static int hdr_size(struct ck_tree *t, const struct ck_file_hdr *h, const struct ck_file_keys *k,
+                    uint64_t *size)
+{
+	struct ck_file_ref ref;
+	struct ck_gcm *g;
+	int r;
+
+	ref_of(t, h->file_id, &ref);
+	if ((r = ck_gcm_new(&g, k->size)) < 0)
+		return r;
+	r = ck_file_size_open(g, &ref, h->size_box, size);
+	ck_gcm_free(g);
+	return r < 0 ? -EBADMSG : 0;
+}
+
+int ck_file_stat_size(struct ck_tree *t, int fd, uint64_t *size)
+{
+	struct ck_file_hdr h;
+	struct ck_file_keys k = { 0 };
+	int r;
+
+	if ((r = hdr_load(t, fd, &h, &k)) < 0)
+		return r;
+	r = hdr_size(t, &h, &k, size);
+	ck_file_keys_release(&k);
+	return r;
+}
+
 /* Write a header back; keep_times keeps atime/mtime (a binding change is
  * not a change of the file's content). */
 static int hdr_store(struct ck_tree *t, int fd, const struct ck_file_hdr *h,
@@ -120,11 +147,12 @@ static int hdr_store(struct ck_tree *t, int fd, const struct ck_file_hdr *h,
 int ck_file_init(struct ck_inode *dir, const uint8_t dirid[static CK_ID_LEN], const char *name,
                  struct ck_tree *t, int fd)
 {
-	uint8_t buf[CK_FILE_HDR_LEN + CK_BLOCK_OVERHEAD];
+	uint8_t buf[CK_FILE_HDR_LEN + CK_CBLOCK_SIZE];
+	static const uint8_t zeros[CK_BLOCK_SIZE];
 	struct ck_file_hdr h = { .version = CK_FORMAT_VERSION, .kind = 1 };
 	struct ck_file_keys k = { 0 };
 	struct ck_file_ref ref;
-	struct ck_gcm *g = NULL;
+	struct ck_gcm *g = NULL, *sg = NULL;
 	int r;
 
 	if ((r = ck_random(h.file_id, CK_ID_LEN)) < 0 ||
@@ -133,13 +161,16 @@ int ck_file_init(struct ck_inode *dir, const uint8_t dirid[static CK_ID_LEN], co
 	ref_of(t, h.file_id, &ref);
 	h.n_bind = 1;
 	if ((r = ck_binding(k.header, dirid, name, strlen(name), h.bind[0])) < 0 ||
+	    (r = ck_gcm_new(&sg, k.size)) < 0 ||
+	    (r = ck_file_size_seal(sg, &ref, 0, h.size_box)) < 0 ||
 	    (r = ck_file_hdr_encode(&h, &ref, k.header, buf)) < 0 ||
 	    (r = ck_gcm_new(&g, k.content)) < 0 ||
-	    (r = ck_block_seal(g, &ref, 0, 1, NULL, 0, buf + CK_FILE_HDR_LEN)) < 0)
+	    (r = ck_block_seal(g, &ref, 0, 1, zeros, CK_BLOCK_SIZE, buf + CK_FILE_HDR_LEN)) < 0)
 		goto out;
 	r = pwrite_full(fd, buf, sizeof(buf), 0);
 out:
 	ck_gcm_free(g);
+	ck_gcm_free(sg);
 	ck_file_keys_release(&k);
 	return r;
 }
@@ -161,6 +192,18 @@ int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_L
 	if (!ck_file_hdr_has_binding(&h, b)) {
 		ck_log(CK_LOG_ERR, "%s: file does not belong under this name (its ciphertext "
 		       "was moved, copied or swapped in the backing store)", in->logpath);
+		r = -EIO;
+		goto fail;
+	}
+	if ((r = hdr_size(in->tree, &h, &in->keys, &in->psize)) < 0) {
+		ck_log(CK_LOG_ERR, "%s: file size in the header failed authentication", in->logpath);
+		r = -EIO;
+		goto fail;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < ck_backing_size(in->psize)) {
+		ck_log(CK_LOG_ERR, "%s: backing file is shorter than its size says (truncated)",
+		       in->logpath);
 		r = -EIO;
 		goto fail;
 	}
@@ -248,7 +291,10 @@ struct io {
 static int io_begin(struct io *io, struct ck_inode *in)
 {
 	io->in = in;
+	io->g = NULL;
 	ref_of(in->tree, in->file_id, &io->ref);
+	if (!in->keys.content)
+		return -EKEYREVOKED;    /* wiped by a revocation */
 	return ck_gcm_new(&io->g, in->keys.content);
 }
 
@@ -263,102 +309,107 @@ static int corrupt(struct io *io, uint64_t blk, const char *what)
 	return -EIO;
 }
 
-/* Decrypt block blk from ct (ct_len bytes) into pt (CK_BLOCK_SIZE bytes,
- * zero-filled past the block's length). Returns the plaintext length. */
-static int open_block(struct io *io, uint64_t blk, int is_final, const uint8_t *ct,
-                      size_t ct_len, uint8_t *pt)
+/* Decrypt block blk (CK_CBLOCK_SIZE bytes at ct) into pt (CK_BLOCK_SIZE). */
+static int open_block(struct io *io, uint64_t blk, int is_final, const uint8_t *ct, uint8_t *pt)
 {
 	int r;
 
-	if (!is_final && ct_len != CK_CBLOCK_SIZE)
-		return corrupt(io, blk, "is truncated");
-	if (!is_final && ck_block_is_hole(ct, ct_len)) {
+	if (!is_final && ck_block_is_hole(ct, CK_CBLOCK_SIZE)) {
 		if (!(io->in->hdr_flags & CK_FILE_SPARSE))
 			return corrupt(io, blk, "is all zeros in a file without holes (tampered?)");
 		memset(pt, 0, CK_BLOCK_SIZE);
-		return CK_BLOCK_SIZE;
+		return 0;
 	}
-	r = ck_block_open(io->g, &io->ref, blk, is_final, ct, ct_len, pt);
-	/* A block still marked final though blocks follow: a growth step
+	r = ck_block_open(io->g, &io->ref, blk, is_final, ct, CK_CBLOCK_SIZE, pt);
+	/* Still marked last though it is not the final block: a growth step
 	 * interrupted by a crash (see the top of this file). */
 	if (r == -EBADMSG && !is_final)
-		r = ck_block_open(io->g, &io->ref, blk, 1, ct, ct_len, pt);
+		r = ck_block_open(io->g, &io->ref, blk, 1, ct, CK_CBLOCK_SIZE, pt);
 	if (r == -EBADMSG)
 		return corrupt(io, blk, is_final ? "failed authentication (tampered, swapped, "
 		               "or the file was truncated)" : "failed authentication (tampered or swapped)");
 	if (r < 0)
 		return corrupt(io, blk, "could not be decrypted");
-	if (r < CK_BLOCK_SIZE)
-		memset(pt + r, 0, CK_BLOCK_SIZE - (size_t)r);
-	return r;
+	return r == CK_BLOCK_SIZE ? 0 : corrupt(io, blk, "has the wrong length");
 }
 
-/* Read and decrypt one block of a file whose plaintext size is psize. */
-static int read_block(struct io *io, int64_t psize, uint64_t blk, uint8_t *pt)
+/* Read and decrypt one block of the file (zeros past the final block). */
+static int read_block(struct io *io, uint64_t blk, uint8_t *pt)
 {
 	uint8_t ct[CK_CBLOCK_SIZE];
-	uint64_t final = ck_final_block((uint64_t)psize);
-	size_t want = blk == final ? CK_BLOCK_OVERHEAD + (size_t)(psize - (int64_t)(blk * CK_BLOCK_SIZE))
-	                           : CK_CBLOCK_SIZE;
+	uint64_t final = ck_final_block(io->in->psize);
 	ssize_t n;
 
 	if (blk > final) {
 		memset(pt, 0, CK_BLOCK_SIZE);
 		return 0;
 	}
-	n = pread_full(io->in->fd, ct, want, (off_t)ck_block_offset(blk));
+	n = pread_full(io->in->fd, ct, CK_CBLOCK_SIZE, (off_t)ck_block_offset(blk));
 	if (n < 0)
 		return (int)n;
-	if ((size_t)n != want)
-		return corrupt(io, blk, "is truncated");
-	return open_block(io, blk, blk == final, ct, want, pt);
+	if (n != CK_CBLOCK_SIZE)
+		return corrupt(io, blk, "is missing (the backing file was truncated)");
+	return open_block(io, blk, blk == final, ct, pt);
 }
 
-static int seal_write(struct io *io, uint64_t blk, int last, const uint8_t *pt, size_t n)
+static int seal_write(struct io *io, uint64_t blk, int last, const uint8_t *pt)
 {
 	uint8_t ct[CK_CBLOCK_SIZE];
 	int r;
 
-	if ((r = ck_block_seal(io->g, &io->ref, blk, last, pt, n, ct)) < 0)
+	if ((r = ck_block_seal(io->g, &io->ref, blk, last, pt, CK_BLOCK_SIZE, ct)) < 0)
 		return r;
-	return pwrite_full(io->in->fd, ct, n + CK_BLOCK_OVERHEAD, (off_t)ck_block_offset(blk));
+	return pwrite_full(io->in->fd, ct, CK_CBLOCK_SIZE, (off_t)ck_block_offset(blk));
+}
+
+/* Read, change and write back the header (flags or size) with the open
+ * file's keys. */
+static int hdr_update(struct io *io, int set_sparse, const uint64_t *new_size)
+{
+	struct ck_inode *in = io->in;
+	uint8_t raw[CK_FILE_HDR_LEN];
+	struct ck_file_hdr h;
+	struct ck_gcm *sg = NULL;
+	ssize_t n = pread_full(in->fd, raw, sizeof(raw), 0);
+	int r;
+
+	if (n < 0)
+		return (int)n;
+	if (ck_file_hdr_parse(raw, (size_t)n, &h) < 0 ||
+	    ck_file_hdr_verify(raw, &io->ref, in->keys.header) < 0)
+		return corrupt(io, 0, "(the file header) failed authentication");
+	if (set_sparse)
+		h.flags |= CK_FILE_SPARSE;
+	if (new_size) {
+		if ((r = ck_gcm_new(&sg, in->keys.size)) < 0)
+			return r;
+		r = ck_file_size_seal(sg, &io->ref, *new_size, h.size_box);
+		ck_gcm_free(sg);
+		if (r < 0)
+			return r;
+	}
+	if ((r = hdr_store(in->tree, in->fd, &h, in->keys.header, 0)) < 0)
+		return r;
+	in->hdr_flags = h.flags;
+	if (new_size)
+		in->psize = *new_size;
+	return 0;
 }
 
 static int set_sparse(struct io *io)
 {
-	struct ck_file_hdr h;
-	struct ck_file_keys k = { 0 };
-	int r;
-
-	if (io->in->hdr_flags & CK_FILE_SPARSE)
-		return 0;
-	if ((r = hdr_load(io->in->tree, io->in->fd, &h, &k)) < 0)
-		return r == -EBADMSG ? corrupt(io, 0, "(file header) failed authentication") : r;
-	h.flags |= CK_FILE_SPARSE;
-	r = hdr_store(io->in->tree, io->in->fd, &h, k.header, 0);
-	ck_file_keys_release(&k);
-	if (r == 0)
-		io->in->hdr_flags |= CK_FILE_SPARSE;
-	return r;
+	return io->in->hdr_flags & CK_FILE_SPARSE ? 0 : hdr_update(io, 1, NULL);
 }
 
-/* Grow the final block `final` of a file of psize bytes to a full block
- * before blocks after it are written (steps 1 and 3 at the top). Returns
- * with pt holding the full block. */
-static int pad_final(struct io *io, int64_t psize, uint64_t final, uint8_t *pt, int last)
+static int set_size(struct io *io, uint64_t size)
 {
-	int r;
-
-	if ((r = read_block(io, psize, final, pt)) < 0)
-		return r;
-	return seal_write(io, final, last, pt, CK_BLOCK_SIZE);
+	return hdr_update(io, 0, &size);
 }
 
 ssize_t ck_file_read(struct ck_inode *in, char *buf, size_t size, off_t off)
 {
 	struct io io;
-	int64_t psize;
-	uint64_t b0, b1, final, end;
+	uint64_t b0, b1, final, end, psize;
 	uint8_t *cbuf = NULL, pt[CK_BLOCK_SIZE];
 	size_t clen, done = 0;
 	ssize_t r;
@@ -366,40 +417,33 @@ ssize_t ck_file_read(struct ck_inode *in, char *buf, size_t size, off_t off)
 	pthread_rwlock_rdlock(&in->io);
 	if ((r = io_begin(&io, in)) < 0)
 		goto unlock;
-	psize = ck_file_plain_size(in->fd);
-	if (psize < 0) {
-		r = corrupt(&io, 0, "(backing file size) shows the file was truncated");
-		goto out;
-	}
-	if (off < 0 || off >= psize || size == 0) {
+	psize = in->psize;
+	if (off < 0 || (uint64_t)off >= psize || size == 0) {
 		r = 0;
 		goto out;
 	}
-	end = (uint64_t)off + size < (uint64_t)psize ? (uint64_t)off + size : (uint64_t)psize;
+	end = (uint64_t)off + size < psize ? (uint64_t)off + size : psize;
 	b0 = (uint64_t)off / CK_BLOCK_SIZE;
 	b1 = (end - 1) / CK_BLOCK_SIZE;
-	final = ck_final_block((uint64_t)psize);
-	clen = b1 == final ? (size_t)(ck_backing_size((uint64_t)psize) - ck_block_offset(b0))
-	                   : (size_t)((b1 - b0 + 1) * CK_CBLOCK_SIZE);
-	cbuf = malloc(clen);
-	if (!cbuf) {
+	final = ck_final_block(psize);
+	clen = (size_t)((b1 - b0 + 1) * CK_CBLOCK_SIZE);
+	if (!(cbuf = malloc(clen))) {
 		r = -ENOMEM;
 		goto out;
 	}
 	if ((r = pread_full(in->fd, cbuf, clen, (off_t)ck_block_offset(b0))) < 0)
 		goto out;
 	if ((size_t)r != clen) {
-		r = corrupt(&io, b1, "is truncated");
+		r = corrupt(&io, b0 + (uint64_t)r / CK_CBLOCK_SIZE,
+		            "is missing (the backing file was truncated)");
 		goto out;
 	}
 	for (uint64_t b = b0; b <= b1; b++) {
-		size_t coff = (size_t)((b - b0) * CK_CBLOCK_SIZE);
-		size_t ct_len = clen - coff < CK_CBLOCK_SIZE ? clen - coff : CK_CBLOCK_SIZE;
 		uint64_t bstart = b * CK_BLOCK_SIZE;
 		uint64_t from = bstart > (uint64_t)off ? bstart : (uint64_t)off;
 		uint64_t to = bstart + CK_BLOCK_SIZE < end ? bstart + CK_BLOCK_SIZE : end;
 
-		if ((r = open_block(&io, b, b == final, cbuf + coff, ct_len, pt)) < 0)
+		if ((r = open_block(&io, b, b == final, cbuf + (b - b0) * CK_CBLOCK_SIZE, pt)) < 0)
 			goto out;
 		memcpy(buf + done, pt + (from - bstart), (size_t)(to - from));
 		done += (size_t)(to - from);
@@ -418,46 +462,37 @@ unlock:
 static ssize_t write_locked(struct io *io, const char *buf, size_t size, uint64_t off)
 {
 	struct ck_inode *in = io->in;
-	int64_t psize = ck_file_plain_size(in->fd);
-	uint64_t end = off + size, old_final, new_final, new_size, b0, b1;
-	uint8_t *cbuf = NULL, pt[CK_BLOCK_SIZE], opt[CK_BLOCK_SIZE];
+	uint64_t psize = in->psize, end = off + size, old_final, new_final, new_size, b0, b1;
+	uint8_t *cbuf = NULL, pt[CK_BLOCK_SIZE];
 	size_t clen = 0;
 	int r;
 
-	if (psize < 0)
-		return corrupt(io, 0, "(backing file size) shows the file was truncated");
 	if (size == 0)
 		return 0;
-	old_final = ck_final_block((uint64_t)psize);
-	new_size = end > (uint64_t)psize ? end : (uint64_t)psize;
+	if (end < off || end > (uint64_t)INT64_MAX / 2)
+		return -EFBIG;
+	old_final = ck_final_block(psize);
+	new_size = end > psize ? end : psize;
 	new_final = ck_final_block(new_size);
 	b0 = off / CK_BLOCK_SIZE;
 	b1 = (end - 1) / CK_BLOCK_SIZE;
 
 	if (b0 > old_final + 1 && (r = set_sparse(io)) < 0)
 		return r;
-	/* Step 1: a partial old final block left behind is padded first. */
-	if (b0 > old_final && (uint64_t)psize < (old_final + 1) * CK_BLOCK_SIZE &&
-	    (r = pad_final(io, psize, old_final, opt, 1)) < 0)
-		goto out;
-
-	cbuf = malloc((size_t)(b1 - b0 + 1) * CK_CBLOCK_SIZE);
-	if (!cbuf) {
-		r = -ENOMEM;
-		goto out;
-	}
+	if (!(cbuf = malloc((size_t)(b1 - b0 + 1) * CK_CBLOCK_SIZE)))
+		return -ENOMEM;
+	/* Step 1: the blocks; the old final block keeps its mark for now. */
 	for (uint64_t b = b0; b <= b1; b++) {
 		uint64_t bstart = b * CK_BLOCK_SIZE;
-		size_t blen = b == new_final ? (size_t)(new_size - bstart) : CK_BLOCK_SIZE;
 		uint64_t from = bstart > off ? bstart : off;
-		uint64_t to = bstart + blen < end ? bstart + blen : end;
+		uint64_t to = bstart + CK_BLOCK_SIZE < end ? bstart + CK_BLOCK_SIZE : end;
 		const uint8_t *src = pt;
 
-		if (from == bstart && to == bstart + blen && buf) {
+		if (from == bstart && to == bstart + CK_BLOCK_SIZE && buf) {
 			src = (const uint8_t *)buf + (from - off);
 		} else {
-			if (b <= old_final && (from > bstart || to < bstart + blen)) {
-				if ((r = read_block(io, psize, b, pt)) < 0)
+			if (b <= old_final && (from > bstart || to < bstart + CK_BLOCK_SIZE)) {
+				if ((r = read_block(io, b, pt)) < 0)
 					goto out;
 			} else {
 				memset(pt, 0, sizeof(pt));
@@ -467,24 +502,25 @@ static ssize_t write_locked(struct io *io, const char *buf, size_t size, uint64_
 			else
 				memset(pt + (from - bstart), 0, (size_t)(to - from));
 		}
-		if ((r = ck_block_seal(io->g, &io->ref, b, b == new_final, src, blen, cbuf + clen)) < 0)
+		if ((r = ck_block_seal(io->g, &io->ref, b, b == new_final || b == old_final,
+		                       src, CK_BLOCK_SIZE, cbuf + clen)) < 0)
 			goto out;
-		clen += blen + CK_BLOCK_OVERHEAD;
+		clen += CK_CBLOCK_SIZE;
 	}
 	if ((r = pwrite_full(in->fd, cbuf, clen, (off_t)ck_block_offset(b0))) < 0)
 		goto out;
+	/* Step 2: the new size. */
+	if (new_size != psize && (r = set_size(io, new_size)) < 0)
+		goto out;
 	/* Step 3: the old final block is no longer final. */
-	if (b0 > old_final) {
-		if ((uint64_t)psize == (old_final + 1) * CK_BLOCK_SIZE &&
-		    (r = read_block(io, psize, old_final, opt)) < 0)
-			goto out;
-		if ((r = seal_write(io, old_final, 0, opt, CK_BLOCK_SIZE)) < 0)
+	if (new_final > old_final) {
+		if ((r = read_block(io, old_final, pt)) < 0 ||
+		    (r = seal_write(io, old_final, 0, pt)) < 0)
 			goto out;
 	}
-	r = (int)size;
+	r = 0;
 out:
 	ck_wipe(pt, sizeof(pt));
-	ck_wipe(opt, sizeof(opt));
 	free(cbuf);
 	return r < 0 ? r : (ssize_t)size;
 }
@@ -496,13 +532,11 @@ ssize_t ck_file_write(struct ck_inode *in, const char *buf, size_t size, off_t o
 
 	pthread_rwlock_wrlock(&in->io);
 	if ((r = io_begin(&io, in)) == 0) {
-		if (append) {
-			int64_t ps = ck_file_plain_size(in->fd);
-			off = ps < 0 ? 0 : ps;
-		}
+		if (append)
+			off = (off_t)in->psize;
 		r = off < 0 ? -EINVAL : write_locked(&io, buf, size, (uint64_t)off);
-		io_end(&io);
 	}
+	io_end(&io);
 	pthread_rwlock_unlock(&in->io);
 	return r;
 }
@@ -510,45 +544,38 @@ ssize_t ck_file_write(struct ck_inode *in, const char *buf, size_t size, off_t o
 static int truncate_locked(struct io *io, uint64_t size)
 {
 	struct ck_inode *in = io->in;
-	int64_t psize = ck_file_plain_size(in->fd);
+	uint64_t psize = in->psize, new_final = ck_final_block(size);
 	uint8_t pt[CK_BLOCK_SIZE];
-	uint64_t old_final, new_final;
+	struct stat st;
 	int r = 0;
 
-	if (psize < 0)
-		return corrupt(io, 0, "(backing file size) shows the file was truncated");
-	old_final = ck_final_block((uint64_t)psize);
-	new_final = ck_final_block(size);
-	if (size == (uint64_t)psize) {
+	if (size > (uint64_t)INT64_MAX / 2)
+		return -EFBIG;
+	if (size == psize) {
 		/* POSIX: a successful truncate updates mtime even when the
 		 * size does not change. */
-		return ftruncate(in->fd, (off_t)ck_backing_size(size)) < 0 ? -errno : 0;
+		if (fstat(in->fd, &st) < 0 || ftruncate(in->fd, st.st_size) < 0)
+			return -errno;
+		return 0;
 	}
-	if (size > (uint64_t)psize) {
-		if (new_final == old_final) {
-			if ((r = read_block(io, psize, old_final, pt)) < 0)
-				goto out;
-			r = seal_write(io, old_final, 1, pt, (size_t)(size - old_final * CK_BLOCK_SIZE));
-			goto out;
-		}
-		/* Growth past the final block: a write of the zeros in the new
-		 * final block does the three steps; blocks between are holes. */
+	if (size > psize) {
+		/* Bytes past the old size are zeros already (the final block
+		 * is zero-padded); growth past the final block writes the new
+		 * final block, the ones between are holes. */
+		if (new_final == ck_final_block(psize))
+			return set_size(io, size);
 		uint64_t from = new_final * CK_BLOCK_SIZE;
-		if (from < (uint64_t)psize)
-			from = (uint64_t)psize;
-		r = (int)write_locked(io, NULL, (size_t)(size - from), from);
-		r = r < 0 ? r : 0;
-		goto out;
+		ssize_t w = write_locked(io, NULL, (size_t)(size - from), from);
+		return w < 0 ? (int)w : 0;
 	}
-	/* Shrink. An interrupted shrink can leave the new final block torn
-	 * (EIO, reported by ck-fsck); see docs/FORMAT.md. */
-	if ((r = read_block(io, psize, new_final, pt)) < 0)
+	if ((r = read_block(io, new_final, pt)) < 0)
 		goto out;
-	if (ftruncate(in->fd, (off_t)ck_block_offset(new_final)) < 0) {
+	memset(pt + (size - new_final * CK_BLOCK_SIZE), 0,
+	       CK_BLOCK_SIZE - (size_t)(size - new_final * CK_BLOCK_SIZE));
+	if ((r = seal_write(io, new_final, 1, pt)) < 0 || (r = set_size(io, size)) < 0)
+		goto out;
+	if (ftruncate(in->fd, (off_t)ck_backing_size(size)) < 0)
 		r = -errno;
-		goto out;
-	}
-	r = seal_write(io, new_final, 1, pt, (size_t)(size - new_final * CK_BLOCK_SIZE));
 out:
 	ck_wipe(pt, sizeof(pt));
 	return r;
@@ -562,10 +589,9 @@ int ck_file_truncate(struct ck_inode *in, off_t size)
 	if (size < 0)
 		return -EINVAL;
 	pthread_rwlock_wrlock(&in->io);
-	if ((r = io_begin(&io, in)) == 0) {
+	if ((r = io_begin(&io, in)) == 0)
 		r = truncate_locked(&io, (uint64_t)size);
-		io_end(&io);
-	}
+	io_end(&io);
 	pthread_rwlock_unlock(&in->io);
 	return r;
 }
@@ -573,7 +599,7 @@ int ck_file_truncate(struct ck_inode *in, off_t size)
 int ck_file_fallocate(struct ck_inode *in, int mode, off_t off, off_t len)
 {
 	struct io io;
-	int64_t psize;
+	uint64_t psize, end;
 	int r;
 
 	if (off < 0 || len <= 0)
@@ -582,21 +608,19 @@ int ck_file_fallocate(struct ck_inode *in, int mode, off_t off, off_t len)
 		return -EOPNOTSUPP;
 	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
 		return -EINVAL;
+	end = (uint64_t)off + (uint64_t)len;
+	if (end > (uint64_t)INT64_MAX / 2)
+		return -EFBIG;
 	pthread_rwlock_wrlock(&in->io);
 	if ((r = io_begin(&io, in)) < 0)
-		goto unlock;
-	psize = ck_file_plain_size(in->fd);
-	if (psize < 0) {
-		r = corrupt(&io, 0, "(backing file size) shows the file was truncated");
 		goto out;
-	}
-	uint64_t end = (uint64_t)off + (uint64_t)len;
+	psize = in->psize;
 	if (mode & FALLOC_FL_PUNCH_HOLE) {
-		uint64_t final = ck_final_block((uint64_t)psize);
-		if ((uint64_t)off >= (uint64_t)psize)
+		uint64_t final = ck_final_block(psize);
+		if ((uint64_t)off >= psize)
 			goto out;
-		if (end > (uint64_t)psize)
-			end = (uint64_t)psize;
+		if (end > psize)
+			end = psize;
 		/* Whole blocks before the final one become holes; the edges and
 		 * the final block are written as zeros. */
 		uint64_t hb0 = ((uint64_t)off + CK_BLOCK_SIZE - 1) / CK_BLOCK_SIZE;
@@ -627,8 +651,7 @@ int ck_file_fallocate(struct ck_inode *in, int mode, off_t off, off_t len)
 		r = 0;
 		goto out;
 	}
-	if (!(mode & FALLOC_FL_KEEP_SIZE) && end > (uint64_t)psize &&
-	    (r = truncate_locked(&io, end)) < 0)
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && end > psize && (r = truncate_locked(&io, end)) < 0)
 		goto out;
 	/* Reserve the backing space so later writes do not hit ENOSPC. */
 	{
@@ -642,7 +665,6 @@ int ck_file_fallocate(struct ck_inode *in, int mode, off_t off, off_t len)
 	r = 0;
 out:
 	io_end(&io);
-unlock:
 	pthread_rwlock_unlock(&in->io);
 	return r;
 }

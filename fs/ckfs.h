@@ -64,6 +64,16 @@ struct ck_inode {
 	 * release (under lock); read by I/O under io without lock. */
 	uint8_t file_id[CK_ID_LEN];
 	uint16_t hdr_flags;             /* cached header flags, under io */
+	uint64_t psize;                 /* plaintext size, under io */
+	/* Under lock: the plaintext size last read from the header of a file
+	 * that is not open, valid while the backing stat matches. */
+	struct {
+		ino_t ino;
+		off_t bsize;
+		struct timespec mtim, ctim;
+		uint64_t psize;
+		int ok;
+	} szc;
 	char logpath[256];              /* plaintext path at open, for logs */
 	struct ck_file_keys keys;       /* secret */
 };
@@ -141,8 +151,6 @@ int ck_dir_open(struct ck_inode *dir, int flags);
 void ck_inode_path(struct ck_inode *in, char *buf, size_t n);
 /* The directory ID of dir, reading .ckfs.dir on first use. */
 int ck_dirid(struct ck_inode *dir, int dirfd, uint8_t out[static CK_ID_LEN]);
-/* Translate backing attributes to plaintext ones. */
-void ck_attr_from_backing(struct stat *st);
 
 /* names.c: mapping a plaintext child name to its backing entry. */
 struct ck_ename {
@@ -192,6 +200,7 @@ int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
                  const uint8_t dirid[static CK_ID_LEN], const char *name, int add);
 int ck_file_check_binding(struct ck_tree *t, int fd, const uint8_t dirid[static CK_ID_LEN],
                           const char *name);
-int64_t ck_file_plain_size(int fd);
+/* The plaintext size of the file open at fd (header read and verified). */
+int ck_file_stat_size(struct ck_tree *t, int fd, uint64_t *size);
 
 #endif

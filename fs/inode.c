@@ -493,12 +493,3 @@ ok:
 	pthread_mutex_unlock(&dir->lock);
 	return 0;
 }
-
-void ck_attr_from_backing(struct stat *st)
-{
-	if (S_ISREG(st->st_mode)) {
-		int64_t s = ck_plain_size((uint64_t)st->st_size);
-		st->st_size = s < 0 ? 0 : s;
-	}
-	/* Symlink sizes are fixed up by the caller, which knows the target. */
-}

@@ -1,6 +1,7 @@
 /* ckfs: mount a ckfs volume. Option parsing, volume opening, the FUSE
  * session and a clean shutdown (keys wiped) on unmount or SIGTERM/SIGINT. */
 #include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,7 +199,10 @@ int main(int argc, char **argv)
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
 	fuse_loop_cfg_set_max_threads(cfg, (unsigned)o.threads);
 	fuse_loop_cfg_set_idle_threads(cfg, (unsigned)(o.threads / 2 > 0 ? o.threads / 2 : 1));
-	r = fuse_session_loop_mt(se, cfg) == 0 ? 0 : EXIT_MOUNT;
+	/* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP:
+	 * a requested, clean shutdown. */
+	int lr = fuse_session_loop_mt(se, cfg);
+	r = lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP ? 0 : EXIT_MOUNT;
 	fuse_loop_cfg_destroy(cfg);
 	ck_log(CK_LOG_INFO, "unmounting %s", o.mountpoint);
 out_signals:

@@ -21,12 +21,51 @@ struct ck_fs ck;
 #define NS_WRITE()  pthread_rwlock_wrlock(&ck.ns_lock)
 #define NS_UNLOCK() pthread_rwlock_unlock(&ck.ns_lock)
 
-static void fix_attr(struct stat *st)
+/* Attributes as ckfs shows them: a symlink's size is its plaintext
+ * target's length; a file's size is sealed in its header (read once and
+ * cached while the backing file does not change). */
+static void attr_fill(struct ck_inode *in, int dirfd, const char *ename, struct stat *st)
 {
-	if (S_ISLNK(st->st_mode))
+	uint64_t sz = 0;
+	int hit = 0;
+
+	if (S_ISLNK(st->st_mode)) {
 		st->st_size = ck_symlink_plain_len((size_t)st->st_size);
-	else
-		ck_attr_from_backing(st);
+		return;
+	}
+	if (!S_ISREG(st->st_mode))
+		return;
+	pthread_mutex_lock(&in->lock);
+	if (in->nopen) {
+		sz = in->psize;
+		hit = 1;
+	} else if (in->szc.ok && in->szc.ino == st->st_ino && in->szc.bsize == st->st_size &&
+	           in->szc.mtim.tv_sec == st->st_mtim.tv_sec &&
+	           in->szc.mtim.tv_nsec == st->st_mtim.tv_nsec &&
+	           in->szc.ctim.tv_sec == st->st_ctim.tv_sec &&
+	           in->szc.ctim.tv_nsec == st->st_ctim.tv_nsec) {
+		sz = in->szc.psize;
+		hit = 1;
+	}
+	pthread_mutex_unlock(&in->lock);
+	if (!hit && dirfd >= 0) {
+		int fd = openat(dirfd, ename, O_RDONLY | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0 && ck_file_stat_size(in->tree, fd, &sz) == 0) {
+			pthread_mutex_lock(&in->lock);
+			in->szc.ino = st->st_ino;
+			in->szc.bsize = st->st_size;
+			in->szc.mtim = st->st_mtim;
+			in->szc.ctim = st->st_ctim;
+			in->szc.psize = sz;
+			in->szc.ok = 1;
+			pthread_mutex_unlock(&in->lock);
+		} else {
+			sz = 0;     /* unreadable header: open says why (EIO + log) */
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	st->st_size = (off_t)sz;
 }
 
 /* Look up name in parent; fills e and adds a lookup. */
@@ -51,12 +90,12 @@ static int do_lookup(struct ck_inode *parent, const char *name, struct fuse_entr
 		r = -errno;
 		goto out_fd;
 	}
-	fix_attr(&st);
 	in = ck_inode_learn(parent, name, en.entry, &st, &moved);
 	if (!in) {
 		r = -ENOMEM;
 		goto out_fd;
 	}
+	attr_fill(in, dirfd, en.entry, &st);
 	e->ino = (fuse_ino_t)(uintptr_t)in;
 	e->attr = st;
 	e->attr_timeout = e->entry_timeout = ck.timeout;
@@ -115,19 +154,20 @@ static int inode_stat(struct ck_inode *in, struct stat *st)
 	if (in->nopen && in->fd >= 0) {
 		r = fstat(in->fd, st) < 0 ? -errno : 0;
 		pthread_mutex_unlock(&in->lock);
-		goto out;
+		if (r == 0)
+			attr_fill(in, -1, NULL, st);
+		return r;
 	}
 	pthread_mutex_unlock(&in->lock);
 	NS_READ();
 	if ((r = ck_inode_locate(in, &loc)) == 0) {
 		if (fstatat(loc.dirfd, loc.ename, st, AT_SYMLINK_NOFOLLOW) < 0)
 			r = -errno;
+		else
+			attr_fill(in, loc.dirfd, loc.ename, st);
 		ck_loc_release(&loc);
 	}
 	NS_UNLOCK();
-out:
-	if (r == 0)
-		fix_attr(st);
 	return r;
 }
 
@@ -160,7 +200,7 @@ static int file_acquire(struct ck_inode *in)
 
 	if ((r = ck_inode_locate(in, &loc)) < 0)
 		return r;
-	fd = openat(loc.dirfd, loc.ename, (ck.ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW);
+	fd = openat(loc.dirfd, loc.ename, (ck.ro ? O_RDONLY : O_RDWR) | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		r = -errno;
 		goto out;
@@ -326,9 +366,9 @@ static int finish_entry(struct ck_inode *parent, int dirfd, const char *name,
 	memset(e, 0, sizeof(*e));
 	if (fstatat(dirfd, entry, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	fix_attr(&st);
 	if (!(in = ck_inode_learn(parent, name, entry, &st, &moved)))
 		return -ENOMEM;
+	attr_fill(in, dirfd, entry, &st);
 	e->ino = (fuse_ino_t)(uintptr_t)in;
 	e->attr = st;
 	e->attr_timeout = e->entry_timeout = ck.timeout;
@@ -372,11 +412,17 @@ static int create_file(struct ck_inode *parent, int dirfd, const char *name,
 
 	if ((r = ck_dirid(parent, dirfd, dirid)) < 0)
 		return r;
-	fd = openat(dirfd, en->entry, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, mode & 07777);
+	fd = openat(dirfd, en->entry, O_CREAT | O_EXCL | O_RDWR | O_NOATIME | O_CLOEXEC | O_NOFOLLOW, mode & 07777);
 	if (fd < 0)
 		return -errno;
 	*fd_out = fd;
 	return ck_file_init(parent, dirid, name, parent->tree, fd) < 0 ? -EIO : 0;
+}
+
+/* The caller's umask (the kernel passes it when it leaves masking to us). */
+static mode_t masked(fuse_req_t req, mode_t mode)
+{
+	return mode & ~(fuse_req_ctx(req)->umask & 0777);
 }
 
 static int set_owner(fuse_req_t req, int dirfd, const char *entry, int fd, mode_t mode)
@@ -408,6 +454,7 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t 
 	int dirfd = -1, fd = -1, r;
 
 	NS_READ();
+	mode = masked(req, mode);
 	if ((r = prepare_create(parent, name, &dirfd, &en)) < 0)
 		goto out;
 	r = create_file(parent, dirfd, name, &en, mode, &fd);
@@ -482,6 +529,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t m
 	int dirfd = -1, fd = -1, r;
 
 	NS_READ();
+	mode = masked(req, mode);
 	if ((r = prepare_create(parent, name, &dirfd, &en)) < 0)
 		goto out;
 	if (S_ISREG(mode)) {
@@ -525,6 +573,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t m
 	int dirfd = -1, r, made = 0;
 
 	NS_READ();
+	mode = masked(req, mode);
 	if ((r = prepare_create(parent, name, &dirfd, &en)) < 0)
 		goto out;
 	/* Built under a reserved name, then renamed into place: nobody ever
@@ -634,7 +683,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t npino, const char
 	if ((r = prepare_create(np, name, &dirfd, &en)) < 0)
 		goto out;
 	if (in->type == S_IFREG) {
-		fd = openat(loc.dirfd, loc.ename, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		fd = openat(loc.dirfd, loc.ename, O_RDWR | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0 || (r = ck_dirid(np, dirfd, dirid)) < 0 ||
 		    (r = ck_file_bind(in->tree, fd, in, dirid, name, 2)) < 0) {
 			r = fd < 0 ? -errno : r;
@@ -698,7 +747,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
 	}
 	/* Other links stay: drop this name's binding from the shared header. */
 	if (S_ISREG(st.st_mode) && st.st_nlink > 1)
-		fd = openat(dirfd, en.entry, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		fd = openat(dirfd, en.entry, O_RDWR | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
 	if (unlinkat(dirfd, en.entry, 0) < 0) {
 		r = -errno;
 		goto out;
@@ -901,7 +950,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t pino, const char *name, fuse_in
 	 * unbind the old names after: a crash leaves both, never neither. */
 	if (S_ISREG(s1.st_mode)) {
 		in = ck_inode_find(s1.st_dev, s1.st_ino);
-		fd1 = openat(dir1, e1.entry, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		fd1 = openat(dir1, e1.entry, O_RDWR | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
 		if (fd1 < 0) {
 			r = -errno;
 			goto out;
@@ -920,7 +969,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t pino, const char *name, fuse_in
 	}
 	if (exists && S_ISREG(s2.st_mode) &&
 	    ((flags & RENAME_EXCHANGE) || s2.st_nlink > 1)) {
-		fd2 = openat(dir2, e2.entry, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		fd2 = openat(dir2, e2.entry, O_RDWR | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
 		if (fd2 < 0) {
 			r = -errno;
 			goto undo;

@@ -112,7 +112,7 @@ static const uint8_t file_magic[4] = { 'C', 'K', 'F', 'H' };
 enum {
 	FH_MAGIC = 0, FH_VERSION = 4, FH_KIND = 5, FH_FLAGS = 6, FH_FILEID = 8,
 	FH_NBIND = 24, FH_BIND = 32, FH_BIND_END = FH_BIND + CK_MAX_LINKS * CK_BINDING_LEN,
-	FH_TREEID = 208, FH_MAC = 224,
+	FH_SIZE = 160, FH_SIZE_END = FH_SIZE + CK_SIZE_BOX_LEN, FH_TREEID = 208, FH_MAC = 224,
 };
 
 static int file_hdr_mac(const uint8_t buf[static CK_FILE_HDR_LEN],
@@ -138,6 +138,7 @@ int ck_file_hdr_encode(const struct ck_file_hdr *h, const struct ck_file_ref *re
 	memcpy(out + FH_FILEID, h->file_id, CK_ID_LEN);
 	out[FH_NBIND] = h->n_bind;
 	memcpy(out + FH_BIND, h->bind, (size_t)h->n_bind * CK_BINDING_LEN);
+	memcpy(out + FH_SIZE, h->size_box, CK_SIZE_BOX_LEN);
 	memcpy(out + FH_TREEID, ref->tree_id, CK_ID_LEN);
 	return file_hdr_mac(out, ref, hdr_key, out + FH_MAC);
 }
@@ -163,6 +164,10 @@ int ck_file_hdr_parse(const uint8_t *buf, size_t n, struct ck_file_hdr *h)
 	for (int i = FH_BIND + h->n_bind * CK_BINDING_LEN; i < FH_BIND_END; i++)
 		if (buf[i])
 			return -EBADMSG;
+	for (int i = FH_SIZE_END; i < FH_TREEID; i++)
+		if (buf[i])
+			return -EBADMSG;
+	memcpy(h->size_box, buf + FH_SIZE, CK_SIZE_BOX_LEN);
 	memcpy(h->file_id, buf + FH_FILEID, CK_ID_LEN);
 	memcpy(h->bind, buf + FH_BIND, (size_t)h->n_bind * CK_BINDING_LEN);
 	memcpy(h->tree_id, buf + FH_TREEID, CK_ID_LEN);
@@ -278,22 +283,45 @@ int ck_block_is_hole(const uint8_t *in, size_t n)
 	return 1;
 }
 
-int64_t ck_plain_size(uint64_t backing_size)
+static void size_aad(uint8_t aad[1 + 3 * CK_ID_LEN + 4], const struct ck_file_ref *ref)
 {
-	uint64_t d, nb, last;
+	aad[0] = CK_FORMAT_VERSION;
+	memcpy(aad + 1, ref->volume_id, CK_ID_LEN);
+	memcpy(aad + 17, ref->tree_id, CK_ID_LEN);
+	memcpy(aad + 33, ref->file_id, CK_ID_LEN);
+	memcpy(aad + 49, "size", 4);
+}
 
-	if (backing_size < CK_FILE_HDR_LEN + CK_BLOCK_OVERHEAD)
-		return -EBADMSG;
-	d = backing_size - CK_FILE_HDR_LEN;
-	nb = (d + CK_CBLOCK_SIZE - 1) / CK_CBLOCK_SIZE;
-	last = d - (nb - 1) * CK_CBLOCK_SIZE;
-	if (last < CK_BLOCK_OVERHEAD || (last == CK_BLOCK_OVERHEAD && nb > 1))
-		return -EBADMSG;
-	return (int64_t)((nb - 1) * CK_BLOCK_SIZE + last - CK_BLOCK_OVERHEAD);
+int ck_file_size_seal(struct ck_gcm *g, const struct ck_file_ref *ref, uint64_t size,
+                      uint8_t box[static CK_SIZE_BOX_LEN])
+{
+	uint8_t aad[1 + 3 * CK_ID_LEN + 4], pt[8];
+	int r;
+
+	size_aad(aad, ref);
+	ck_put64(pt, size);
+	if ((r = ck_random(box, CK_GCM_NONCE_LEN)) < 0)
+		return r;
+	return ck_gcm_seal(g, box, aad, sizeof(aad), pt, 8, box + CK_GCM_NONCE_LEN,
+	                   box + CK_GCM_NONCE_LEN + 8);
+}
+
+int ck_file_size_open(struct ck_gcm *g, const struct ck_file_ref *ref,
+                      const uint8_t box[static CK_SIZE_BOX_LEN], uint64_t *size)
+{
+	uint8_t aad[1 + 3 * CK_ID_LEN + 4], pt[8];
+	int r;
+
+	size_aad(aad, ref);
+	if ((r = ck_gcm_open(g, box, aad, sizeof(aad), box + CK_GCM_NONCE_LEN, 8, pt,
+	                     box + CK_GCM_NONCE_LEN + 8)) < 0)
+		return r;
+	*size = ck_get64(pt);
+	/* Sizes beyond what off_t and the block arithmetic hold are corrupt. */
+	return *size > (uint64_t)INT64_MAX / 2 ? -EBADMSG : 0;
 }
 
 uint64_t ck_backing_size(uint64_t plain_size)
 {
-	uint64_t fb = ck_final_block(plain_size);
-	return ck_block_offset(fb) + CK_BLOCK_OVERHEAD + (plain_size - fb * CK_BLOCK_SIZE);
+	return ck_block_offset(ck_final_block(plain_size) + 1);
 }

@@ -47,11 +47,13 @@ int ck_dirid_decode(const uint8_t *buf, size_t n, uint8_t id[static CK_ID_LEN]) 
 
 /* ---- file header: first 256 bytes of every regular file ---- */
 #define CK_FILE_HDR_LEN   256
-#define CK_MAX_LINKS      11       /* link bindings that fit in the header */
+#define CK_MAX_LINKS      8        /* link bindings that fit in the header */
+#define CK_SIZE_BOX_LEN   (CK_GCM_NONCE_LEN + 8 + CK_GCM_TAG_LEN)   /* sealed size */
 #define CK_BINDING_LEN    16
 #define CK_FILE_SPARSE    0x0001   /* all-zero ciphertext blocks are holes */
 #define CK_FILE_KNOWN_FLAGS CK_FILE_SPARSE
 
+struct ck_file_ref;
 struct ck_file_hdr {
 	uint8_t version;
 	uint8_t kind;                         /* 1: regular file */
@@ -59,8 +61,16 @@ struct ck_file_hdr {
 	uint8_t file_id[CK_ID_LEN];
 	uint8_t n_bind;
 	uint8_t bind[CK_MAX_LINKS][CK_BINDING_LEN];
+	/* The plaintext size, sealed (AES-256-GCM under the file's size key):
+	 * the backing size shows only the number of blocks. */
+	uint8_t size_box[CK_SIZE_BOX_LEN];
 	uint8_t tree_id[CK_ID_LEN];           /* tree whose key encrypts it */
 };
+/* Seal / open the plaintext size into / from h->size_box. */
+int ck_file_size_seal(struct ck_gcm *size_key, const struct ck_file_ref *ref, uint64_t size,
+                      uint8_t box[static CK_SIZE_BOX_LEN]) CK_WUR;
+int ck_file_size_open(struct ck_gcm *size_key, const struct ck_file_ref *ref,
+                      const uint8_t box[static CK_SIZE_BOX_LEN], uint64_t *size) CK_WUR;
 /* Identity a header is bound to: the volume and tree it lives in. */
 struct ck_file_ref {
 	const uint8_t *volume_id;
@@ -103,9 +113,9 @@ int ck_block_open(struct ck_gcm *g, const struct ck_file_ref *ref,
 /* 1 if every byte is zero (a hole in the backing file). */
 int ck_block_is_hole(const uint8_t *in, size_t n);
 
-/* Plaintext size of a backing file of backing_size bytes, or -EBADMSG
- * when that size cannot come from a valid file (truncated mid-block). */
-int64_t ck_plain_size(uint64_t backing_size);
+/* Every block on disk is a full CK_CBLOCK_SIZE (the final one is padded
+ * with zeros inside the encryption), so a file of plain_size bytes has
+ * this backing size: the header and final_block + 1 blocks. */
 uint64_t ck_backing_size(uint64_t plain_size);
 /* Index of the final block of a file of plain_size bytes (>= 0; every
  * file, even an empty one, has a final block). */

@@ -17,6 +17,8 @@
 #define CK_LABEL_FILE_CONTENT   "ckfs v1 file content"
 /* file key -> HMAC key for the file header and its link bindings */
 #define CK_LABEL_FILE_HEADER    "ckfs v1 file header mac"
+/* file key -> AES-256-GCM key sealing the plaintext size in the header */
+#define CK_LABEL_FILE_SIZE      "ckfs v1 file size"
 /* tree key -> AES-256-GCM key for symlink targets */
 #define CK_LABEL_SYMLINK        "ckfs v1 symlink target"
 /* tree key -> AES-SIV key (64 bytes) for xattr names */

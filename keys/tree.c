@@ -63,11 +63,13 @@ int ck_file_keys_derive(const struct ck_tree *t, const uint8_t file_id[static CK
 
 	k->content = ck_secret_alloc(CK_KEY_LEN);
 	k->header = ck_secret_alloc(CK_KEY_LEN);
-	if (!fk || !k->content || !k->header)
+	k->size = ck_secret_alloc(CK_KEY_LEN);
+	if (!fk || !k->content || !k->header || !k->size)
 		goto out;
 	if ((r = derive(t->key, CK_LABEL_FILE_KEY, file_id, CK_ID_LEN, fk, CK_KEY_LEN)) < 0 ||
 	    (r = derive(fk, CK_LABEL_FILE_CONTENT, NULL, 0, k->content, CK_KEY_LEN)) < 0 ||
-	    (r = derive(fk, CK_LABEL_FILE_HEADER, NULL, 0, k->header, CK_KEY_LEN)) < 0)
+	    (r = derive(fk, CK_LABEL_FILE_HEADER, NULL, 0, k->header, CK_KEY_LEN)) < 0 ||
+	    (r = derive(fk, CK_LABEL_FILE_SIZE, NULL, 0, k->size, CK_KEY_LEN)) < 0)
 		goto out;
 out:
 	ck_secret_free(fk, CK_KEY_LEN);
@@ -80,5 +82,6 @@ void ck_file_keys_release(struct ck_file_keys *k)
 {
 	ck_secret_free(k->content, CK_KEY_LEN);
 	ck_secret_free(k->header, CK_KEY_LEN);
-	k->content = k->header = NULL;
+	ck_secret_free(k->size, CK_KEY_LEN);
+	k->content = k->header = k->size = NULL;
 }

@@ -27,6 +27,7 @@ void ck_tree_release(struct ck_tree *t);
 struct ck_file_keys {
 	uint8_t *content;   /* CK_KEY_LEN, secret */
 	uint8_t *header;    /* CK_KEY_LEN, secret */
+	uint8_t *size;      /* CK_KEY_LEN, secret */
 };
 int ck_file_keys_derive(const struct ck_tree *t, const uint8_t file_id[static CK_ID_LEN],
                         struct ck_file_keys *k) CK_WUR;
