@@ -68,6 +68,8 @@ with open(B['append_block'], 'ab') as f:
 	mv "${B[swap_a]}" "${B[swap_a]}.tmp" && mv "${B[swap_b]}" "${B[swap_a]}" && mv "${B[swap_a]}.tmp" "${B[swap_b]}" &&
 	cp "${B[copy_src]}" "${B[copy_dst_same]}" &&
 	cp "${B[copy_src]}" "${B[copy_dst_other]}" &&
+	# The backing entry copied under its own (encrypted) name into d3.
+	cp -p "${B[copy_src]}" "$D3/" &&
 	# Garbage names in d3, a corrupt directory ID in d4.
 	: >"$D3/!!not-base64!!" && head -c 5000 /dev/urandom >"$D3/$(head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')" &&
 	: >"$D3/.Lgarbage" &&
@@ -127,6 +129,23 @@ garbage_names() {
 	py "eq(read_file(mp('d3/control')), rbytes(10000, 3), 'control in d3')" || return 1
 	! grep -F 'not-base64' "$T/d3.ls"
 }
+no_foreign_data() {
+	py "
+src = rbytes(3 * 4096 + 1000, 1)
+seen = []
+for n in os.listdir(mp('d3')):
+    try:
+        data = read_file(mp('d3', n))
+    except OSError as e:
+        seen.append('%s: %s' % (n[:20], ename(e.errno)))
+        assert e.errno == errno.EIO, 'unexpected ' + ename(e.errno)
+        continue
+    seen.append('%s: %d bytes' % (n[:20], len(data)))
+    assert data != src, 'entry %r of d3 returns the data of d1/copy_src' % n
+print(seen)
+"
+}
+check "a backing entry copied with its encrypted name into another directory never yields its data" no_foreign_data
 check "garbage backing names: daemon survives, the good file reads, garbage not listed as is" garbage_names
 corrupt_dirid() {
 	py "
