@@ -434,14 +434,13 @@ static int kill_and_reap(pid_t pid, const char *path)
  * bytes replaced. level is WARNING when the call failed, else DEBUG. */
 static void log_stderr(int level, const char *path, char *err, size_t n, int truncated)
 {
-	int lines = 0;
+	size_t i = 0;
 
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)err[i] < 0x20 && err[i] != '\n' && err[i] != '\t')
-			err[i] = '?';
-		else if ((unsigned char)err[i] >= 0x7f)
-			err[i] = '?';
-	for (size_t i = 0; i < n && lines < EXEC_STDERR_LINES; lines++) {
+	for (size_t j = 0; j < n; j++)
+		if (((unsigned char)err[j] < 0x20 && err[j] != '\n') ||
+		    (unsigned char)err[j] >= 0x7f)
+			err[j] = '?';
+	for (int lines = 0; i < n && lines < EXEC_STDERR_LINES; lines++) {
 		size_t e = i;
 		while (e < n && err[e] != '\n')
 			e++;
@@ -449,7 +448,7 @@ static void log_stderr(int level, const char *path, char *err, size_t n, int tru
 			ck_log(level, "exec helper %s: stderr: %.*s", path, (int)(e - i), err + i);
 		i = e + 1;
 	}
-	if (truncated || lines == EXEC_STDERR_LINES)
+	if (truncated || i < n)
 		ck_log(level, "exec helper %s: stderr: (more output not logged)", path);
 }
 
@@ -485,8 +484,8 @@ static int exec_run(const struct exec_cmd *c, const char *req, size_t req_len,
 	int r, fa_ok = 0, attr_ok = 0, reaped = 0;
 
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
-		r = -errno;
-		set_msg(msg, msg_len, "exec helper %s: cannot make pipes: %s", path, strerror(-r));
+		set_msg(msg, msg_len, "exec helper %s: cannot make pipes: %s", path, strerror(errno));
+		r = -EAGAIN;
 		goto out;
 	}
 	for (int i = 0; i < 2; i++) {
@@ -494,7 +493,7 @@ static int exec_run(const struct exec_cmd *c, const char *req, size_t req_len,
 		out[i] = fd_above_stdio(out[i]);
 		err[i] = fd_above_stdio(err[i]);
 		if (in[i] < 0 || out[i] < 0 || err[i] < 0) {
-			r = -EMFILE;
+			r = -EAGAIN;
 			set_msg(msg, msg_len, "exec helper %s: out of file descriptors", path);
 			goto out;
 		}
@@ -531,8 +530,8 @@ static int exec_run(const struct exec_cmd *c, const char *req, size_t req_len,
 	in[0] = out[1] = err[1] = -1;
 	if (fcntl(in[1], F_SETFL, O_NONBLOCK) < 0 || fcntl(out[0], F_SETFL, O_NONBLOCK) < 0 ||
 	    fcntl(err[0], F_SETFL, O_NONBLOCK) < 0) {
-		r = -errno;
-		set_msg(msg, msg_len, "exec helper %s: fcntl: %s", path, strerror(-r));
+		set_msg(msg, msg_len, "exec helper %s: fcntl: %s", path, strerror(errno));
+		r = -EAGAIN;
 		goto out;
 	}
 
@@ -565,8 +564,8 @@ static int exec_run(const struct exec_cmd *c, const char *req, size_t req_len,
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr < 0) {
-			r = -errno;
-			set_msg(msg, msg_len, "exec helper %s: poll: %s", path, strerror(-r));
+			set_msg(msg, msg_len, "exec helper %s: poll: %s", path, strerror(errno));
+			r = -EAGAIN;
 			goto out;
 		}
 		if (i_in >= 0 && pf[i_in].revents) {
@@ -806,6 +805,7 @@ static int exec_call(const char *uri, const char *verb, const uint8_t *in, size_
 	/* The request of a wrap carries the key: secret memory. */
 	if (!(req = ck_secret_alloc(EXEC_REQUEST_MAX)) ||
 	    !(run.ans = ck_secret_alloc(EXEC_ANSWER_MAX + 1))) {
+		set_msg(msg, msg_len, "exec: out of secure memory");
 		r = -ENOMEM;
 		goto out;
 	}
