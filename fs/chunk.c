@@ -175,6 +175,44 @@ out:
 	return r;
 }
 
+/* Blocks after the final one are left only by an interrupted growth or
+ * shrink, and are then whole blocks of this file that authenticate; anything
+ * else was put there by someone else. Checks the first and last of them. */
+static int check_trailing(struct ck_inode *in, int fd, const struct ck_file_hdr *h, uint64_t bsize)
+{
+	uint64_t want = ck_backing_size(in->psize), first, last;
+	uint8_t ct[CK_CBLOCK_SIZE], pt[CK_BLOCK_SIZE];
+	struct ck_file_ref ref;
+	struct ck_gcm *g;
+	int r = 0;
+
+	if (bsize == want)
+		return 0;
+	if ((bsize - want) % CK_CBLOCK_SIZE) {
+		ck_log(CK_LOG_ERR, "%s: %llu unexpected bytes after the final block (tampered?)",
+		       in->logpath, (unsigned long long)(bsize - want));
+		return -EIO;
+	}
+	ref_of(in->tree, h->file_id, &ref);
+	if ((r = ck_gcm_new(&g, in->keys.content)) < 0)
+		return r;
+	first = ck_final_block(in->psize) + 1;
+	last = first + (bsize - want) / CK_CBLOCK_SIZE - 1;
+	for (uint64_t b = first; b <= last && r == 0; b = b == last ? last + 1 : last) {
+		if (pread_full(fd, ct, sizeof(ct), (off_t)ck_block_offset(b)) != CK_CBLOCK_SIZE ||
+		    (!ck_block_is_hole(ct, sizeof(ct)) &&
+		     ck_block_open(g, &ref, b, 0, ct, sizeof(ct), pt) < 0 &&
+		     ck_block_open(g, &ref, b, 1, ct, sizeof(ct), pt) < 0)) {
+			ck_log(CK_LOG_ERR, "%s: block %llu after the final block is not one of this "
+			       "file's (tampered?)", in->logpath, (unsigned long long)b);
+			r = -EIO;
+		}
+	}
+	ck_wipe(pt, sizeof(pt));
+	ck_gcm_free(g);
+	return r;
+}
+
 int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_LEN],
                  const char *name)
 {
@@ -207,6 +245,8 @@ int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_L
 		r = -EIO;
 		goto fail;
 	}
+	if ((r = check_trailing(in, fd, &h, (uint64_t)st.st_size)) < 0)
+		goto fail;
 	memcpy(in->file_id, h.file_id, CK_ID_LEN);
 	in->hdr_flags = h.flags;
 	in->fd = fd;

@@ -125,6 +125,9 @@ struct ck_inode *ck_inode_learn(struct ck_inode *parent, const char *name, const
                                 const struct stat *st, int *dir_moved);
 struct ck_inode *ck_inode_find(dev_t dev, ino_t ino);
 void ck_inode_forget(struct ck_inode *in, uint64_t n);
+/* The backing object is gone (last link removed): take the inode out of
+ * the table so that a new object reusing the inode number gets its own. */
+void ck_inode_unhash(struct ck_inode *in);
 void ck_inode_pin(struct ck_inode *in);
 void ck_inode_unpin(struct ck_inode *in);
 /* Replace the name (parent, old) by (parent2, name, ename); for

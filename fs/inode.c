@@ -75,6 +75,16 @@ struct ck_inode *ck_inode_find(dev_t dev, ino_t ino)
 	return in;
 }
 
+static void table_remove(struct ck_inode *in);
+
+void ck_inode_unhash(struct ck_inode *in)
+{
+	pthread_mutex_lock(&ck.table_lock);
+	if (in != &ck.root)
+		table_remove(in);
+	pthread_mutex_unlock(&ck.table_lock);
+}
+
 static void table_remove(struct ck_inode *in)
 {
 	struct ck_inode **p = &ck.table[hash(in->dev, in->ino) & (ck.table_size - 1)];
@@ -233,6 +243,12 @@ struct ck_inode *ck_inode_learn(struct ck_inode *parent, const char *name, const
 	*dir_moved = 0;
 	pthread_mutex_lock(&ck.table_lock);
 	in = table_find(st->st_dev, st->st_ino);
+	if (in && in != &ck.root && in->type != (st->st_mode & S_IFMT)) {
+		/* The backing inode number was reused (the old object is
+		 * gone but still referenced by the kernel): a new inode. */
+		table_remove(in);
+		in = NULL;
+	}
 	if (in) {
 		in->nlookup++;
 		pthread_mutex_unlock(&ck.table_lock);
@@ -273,6 +289,10 @@ struct ck_inode *ck_inode_learn(struct ck_inode *parent, const char *name, const
 
 	pthread_mutex_lock(&ck.table_lock);
 	in = table_find(st->st_dev, st->st_ino);
+	if (in && in != &ck.root && in->type != fresh->type) {
+		table_remove(in);
+		in = NULL;
+	}
 	if (in) {
 		/* Lost a race with another lookup of the same inode. */
 		in->nlookup++;

@@ -138,6 +138,9 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	ck.ro = o.ro;
+	/* Modes come from the callers (their umask applied by the kernel or
+	 * by us); the daemon's own umask must not mask them again. */
+	umask(0);
 	ck.debug = o.debug;
 
 	if (ck_secmem_init(1 << 22) < 0) {

@@ -754,8 +754,11 @@ static void op_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
 	}
 	ck_sidecar_remove(dirfd, en.entry);
 	in = ck_inode_find(st.st_dev, st.st_ino);
-	if (in)
+	if (in) {
 		ck_inode_drop_name(in, parent, name);
+		if (st.st_nlink <= 1)
+			ck_inode_unhash(in);
+	}
 	if (fd >= 0 && ck_dirid(parent, dirfd, dirid) == 0)
 		ck_file_bind(parent->tree, fd, in, dirid, name, 0);
 	r = 0;
@@ -870,6 +873,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t pino, const char *name)
 		pthread_mutex_lock(&in->lock);
 		in->dirid_ok = 0;
 		pthread_mutex_unlock(&in->lock);
+		ck_inode_unhash(in);
 	}
 	r = 0;
 out:
@@ -1008,10 +1012,13 @@ static void op_rename(fuse_req_t req, fuse_ino_t pino, const char *name, fuse_in
 	if ((in = ck_inode_find(s1.st_dev, s1.st_ino)))
 		ck_inode_set_name(in, p1, name, p2, newname, e2.entry);
 	if (exists && (in = ck_inode_find(s2.st_dev, s2.st_ino))) {
-		if (flags & RENAME_EXCHANGE)
+		if (flags & RENAME_EXCHANGE) {
 			ck_inode_set_name(in, p2, newname, p1, name, e1.entry);
-		else
+		} else {
 			ck_inode_drop_name(in, p2, newname);
+			if (S_ISDIR(s2.st_mode) || s2.st_nlink <= 1)
+				ck_inode_unhash(in);
+		}
 	}
 	r = 0;
 	goto out;

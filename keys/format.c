@@ -112,7 +112,8 @@ static const uint8_t file_magic[4] = { 'C', 'K', 'F', 'H' };
 enum {
 	FH_MAGIC = 0, FH_VERSION = 4, FH_KIND = 5, FH_FLAGS = 6, FH_FILEID = 8,
 	FH_NBIND = 24, FH_BIND = 32, FH_BIND_END = FH_BIND + CK_MAX_LINKS * CK_BINDING_LEN,
-	FH_SIZE = 160, FH_SIZE_END = FH_SIZE + CK_SIZE_BOX_LEN, FH_TREEID = 208, FH_MAC = 224,
+	FH_SIZE = FH_BIND_END, FH_SIZE_END = FH_SIZE + CK_SIZE_BOX_LEN,
+	FH_TREEID = CK_FILE_HDR_LEN - CK_HASH_LEN - CK_ID_LEN, FH_MAC = CK_FILE_HDR_LEN - CK_HASH_LEN,
 };
 
 static int file_hdr_mac(const uint8_t buf[static CK_FILE_HDR_LEN],

@@ -45,9 +45,9 @@ int ck_volume_hdr_verify(const uint8_t buf[static CK_VOLUME_HDR_LEN],
 int ck_dirid_encode(const uint8_t id[static CK_ID_LEN], uint8_t out[static CK_DIRID_LEN]);
 int ck_dirid_decode(const uint8_t *buf, size_t n, uint8_t id[static CK_ID_LEN]) CK_WUR;
 
-/* ---- file header: first 256 bytes of every regular file ---- */
-#define CK_FILE_HDR_LEN   256
-#define CK_MAX_LINKS      8        /* link bindings that fit in the header */
+/* ---- file header: first 512 bytes of every regular file ---- */
+#define CK_FILE_HDR_LEN   512
+#define CK_MAX_LINKS      20       /* link bindings that fit in the header */
 #define CK_SIZE_BOX_LEN   (CK_GCM_NONCE_LEN + 8 + CK_GCM_TAG_LEN)   /* sealed size */
 #define CK_BINDING_LEN    16
 #define CK_FILE_SPARSE    0x0001   /* all-zero ciphertext blocks are holes */
