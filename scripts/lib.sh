@@ -19,6 +19,9 @@ CK_PACKAGES=(
 	libxxhash-dev                      # header checksums
 	libcmocka-dev                      # unit tests
 	libp11-kit-dev                     # PKCS#11 header (key providers)
+	softhsm2 opensc                    # a real PKCS#11 token and pkcs11-tool for tests
+	python3-cryptography               # independent check of the format vectors
+	openssl                            # the example exec: key helper
 	attr acl                           # setfattr/getfattr, setfacl in tests
 	git sqlite3 tar rsync              # real tools run on a mount in tests
 	python3                            # test helpers
