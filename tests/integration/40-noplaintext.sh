@@ -112,7 +112,8 @@ eq(bad, [], "backing xattrs with the marker")
 
 export BACK_AAAA BACK_SAME1 BACK_SAME2
 py_check "ciphertext looks random: no long runs in a 1 MiB file of A bytes" '
-b = read_file(os.environ["BACK_AAAA"])[256:]
+b = read_file(os.environ["BACK_AAAA"])[int(os.environ["CK_HDR"]):]
+cb = int(os.environ["CK_CBLOCK"])
 run = best = 1
 for i in range(1, len(b)):
     run = run + 1 if b[i] == b[i - 1] else 1
@@ -120,16 +121,17 @@ for i in range(1, len(b)):
 assert best < 24, "a run of %d equal bytes" % best
 # equal plaintext blocks must not give equal ciphertext blocks
 blocks = set()
-for i in range(0, len(b) - 4124, 4124):
-    blocks.add(b[i:i + 4124])
-assert len(blocks) == len(range(0, len(b) - 4124, 4124)), "repeated ciphertext blocks"
+for i in range(0, len(b) - cb, cb):
+    blocks.add(b[i:i + cb])
+assert len(blocks) == len(range(0, len(b) - cb, cb)), "repeated ciphertext blocks"
 '
 
 py_check "two files with the same content have different ciphertext" '
 a, b = read_file(os.environ["BACK_SAME1"]), read_file(os.environ["BACK_SAME2"])
 eq(len(a), len(b), "backing sizes")
-assert a[256:] != b[256:], "same ciphertext"
-same = sum(1 for i in range(256, len(a), 4124) if a[i:i + 4124] == b[i:i + 4124])
+h, cb = int(os.environ["CK_HDR"]), int(os.environ["CK_CBLOCK"])
+assert a[h:] != b[h:], "same ciphertext"
+same = sum(1 for i in range(h, len(a), cb) if a[i:i + cb] == b[i:i + cb])
 eq(same, 0, "identical ciphertext blocks")
 '
 

@@ -8,9 +8,11 @@
 # plain directory make ckfs refuse to mount with a one-line reason.
 . "$(dirname "$0")/lib.sh"
 
-HDR=256
-CB=4124   # 12-byte nonce + 4096 ciphertext + 16-byte tag
+HDR=$CK_HDR      # file header (from keys/format.h)
+CB=$CK_CBLOCK    # 12-byte nonce + 4096 ciphertext + 16-byte tag
+BS=$CK_BLOCK
 blk() { echo $((HDR + $1 * CB)); }
+echo "# format: header $HDR bytes, blocks $BS plaintext / $CB on disk"
 
 mkfs_ckfs "$VOL" || { notok "ck-mkfs"; summary; exit 1; }
 mount_ckfs "$VOL" "$MNT" || { notok "mount"; summary; exit 1; }
@@ -39,9 +41,9 @@ D4=$(dirname "$(backing_of "$MNT/d4/control" "$VOL")")
 missing=0
 for k in "${!B[@]}"; do [ -f "${B[$k]}" ] || { echo "# no backing file for $k"; missing=1; }; done
 check "located every victim's backing file by inode" test $missing -eq 0
-sh_check "backing file size matches the format (256 + 4 blocks of 4124, last one padded or not)" '
+sh_check "backing file size matches the format (header + 4 blocks, last one padded or not)" '
 s=$(stat -c %s "${B[flip_block]}"); echo "backing size $s for 13288 plaintext bytes"
-[ "$s" -eq $((256 + 3 * 4124 + 1000 + 28)) ] || [ "$s" -eq $((256 + 4 * 4124)) ]'
+[ "$s" -eq $((HDR + 3 * CB + 1000 + 28)) ] || [ "$s" -eq $((HDR + 4 * CB)) ]'
 
 umount_ckfs "$MNT"
 

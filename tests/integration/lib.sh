@@ -41,6 +41,15 @@ for b in "$CKFS" "$MKFS"; do
 	fi
 done
 
+# On-disk geometry, read from the source so the tests follow the format:
+# file header length, plaintext block size, sealed block size (+ nonce + tag).
+SRC_ROOT=${CKFS_SRC:-$(cd "$HERE/../.." && pwd)}
+fmt_define() { sed -n "s/^#define $1[[:space:]]*\([0-9][0-9]*\).*/\1/p" "$SRC_ROOT/keys/$2" 2>/dev/null | head -n 1; }
+CK_HDR=$(fmt_define CK_FILE_HDR_LEN format.h); CK_HDR=${CK_HDR:-256}
+CK_BLOCK=$(fmt_define CK_BLOCK_SIZE format.h); CK_BLOCK=${CK_BLOCK:-4096}
+CK_CBLOCK=$((CK_BLOCK + 12 + 16))
+export CK_HDR CK_BLOCK CK_CBLOCK
+
 # A python3 outside root's home, so that other uids can run it too.
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
