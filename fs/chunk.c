@@ -69,8 +69,22 @@ static void ref_of(struct ck_tree *t, const uint8_t *file_id, struct ck_file_ref
 	ref->file_id = file_id;
 }
 
-/* Read, parse and verify a header; derives the file's keys into k. */
-static int hdr_load(struct ck_tree *t, int fd, struct ck_file_hdr *h, struct ck_file_keys *k)
+/* The tree whose keys encrypt a file with header h found in tree t: t
+ * itself or, while t is being applied, the tree it is applied from. */
+static struct ck_tree *hdr_tree(struct ck_tree *t, const struct ck_file_hdr *h)
+{
+	struct ck_stree *s = ck_stree_of(t);
+
+	if (s->applying && memcmp(h->tree_id, t->id, CK_ID_LEN) &&
+	    !memcmp(h->tree_id, s->old.id, CK_ID_LEN))
+		return &s->old;
+	return t;
+}
+
+/* Read, parse and verify a header; derives the file's keys into k and
+ * says in *tp which tree they belong to. */
+static int hdr_load(struct ck_tree *t, int fd, struct ck_file_hdr *h, struct ck_file_keys *k,
+                    struct ck_tree **tp)
 {
 	uint8_t raw[CK_FILE_HDR_LEN];
 	struct ck_file_ref ref;
@@ -81,6 +95,9 @@ static int hdr_load(struct ck_tree *t, int fd, struct ck_file_hdr *h, struct ck_
 		return (int)n;
 	if ((r = ck_file_hdr_parse(raw, (size_t)n, h)) < 0)
 		return -EBADMSG;
+	t = hdr_tree(t, h);
+	if (!t->key)
+		return -EKEYREVOKED;
 	if ((r = ck_file_keys_derive(t, h->file_id, k)) < 0)
 		return r;
 	ref_of(t, h->file_id, &ref);
@@ -88,6 +105,8 @@ static int hdr_load(struct ck_tree *t, int fd, struct ck_file_hdr *h, struct ck_
 		ck_file_keys_release(k);
 		return -EBADMSG;
 	}
+	if (tp)
+		*tp = t;
 	return 0;
 }
 
@@ -113,7 +132,7 @@ int ck_file_stat_size(struct ck_tree *t, int fd, uint64_t *size)
 	struct ck_file_keys k = { 0 };
 	int r;
 
-	if ((r = hdr_load(t, fd, &h, &k)) < 0)
+	if ((r = hdr_load(t, fd, &h, &k, &t)) < 0)
 		return r;
 	r = hdr_size(t, &h, &k, size);
 	ck_file_keys_release(&k);
@@ -193,7 +212,9 @@ static int check_trailing(struct ck_inode *in, int fd, const struct ck_file_hdr 
 		       in->logpath, (unsigned long long)(bsize - want));
 		return -EIO;
 	}
-	ref_of(in->tree, h->file_id, &ref);
+	ref.volume_id = ck.vol.hdr.volume_id;
+	ref.tree_id = h->tree_id;
+	ref.file_id = h->file_id;
 	if ((r = ck_gcm_new(&g, in->keys.content)) < 0)
 		return r;
 	first = ck_final_block(in->psize) + 1;
@@ -218,9 +239,10 @@ int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_L
 {
 	struct ck_file_hdr h;
 	uint8_t b[CK_BINDING_LEN];
+	struct ck_tree *t;
 	int r;
 
-	if ((r = hdr_load(in->tree, fd, &h, &in->keys)) < 0) {
+	if ((r = hdr_load(in->tree, fd, &h, &in->keys, &t)) < 0) {
 		ck_log(CK_LOG_ERR, "%s: file header %s", in->logpath,
 		       r == -EBADMSG ? "is corrupt or failed authentication" : strerror(-r));
 		return -EIO;
@@ -233,7 +255,7 @@ int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_L
 		r = -EIO;
 		goto fail;
 	}
-	if ((r = hdr_size(in->tree, &h, &in->keys, &in->psize)) < 0) {
+	if ((r = hdr_size(t, &h, &in->keys, &in->psize)) < 0) {
 		ck_log(CK_LOG_ERR, "%s: file size in the header failed authentication", in->logpath);
 		r = -EIO;
 		goto fail;
@@ -248,6 +270,7 @@ int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_L
 	if ((r = check_trailing(in, fd, &h, (uint64_t)st.st_size)) < 0)
 		goto fail;
 	memcpy(in->file_id, h.file_id, CK_ID_LEN);
+	memcpy(in->ktree_id, t->id, CK_ID_LEN);
 	in->hdr_flags = h.flags;
 	in->fd = fd;
 	return 0;
@@ -259,6 +282,7 @@ fail:
 void ck_file_unload(struct ck_inode *in)
 {
 	ck_file_keys_release(&in->keys);
+	ck_file_keys_release(&in->keys2);
 	ck_wipe(in->file_id, CK_ID_LEN);
 	if (in->fd >= 0)
 		close(in->fd);
@@ -273,7 +297,11 @@ int ck_file_check_binding(struct ck_tree *t, int fd, const uint8_t dirid[static 
 	uint8_t b[CK_BINDING_LEN];
 	int r;
 
-	if ((r = hdr_load(t, fd, &h, &k)) < 0)
+	if ((r = ck_apply_lock(t, fd)) < 0)
+		return r;
+	r = hdr_load(t, fd, &h, &k, NULL);
+	ck_apply_unlock(fd);
+	if (r < 0)
 		return -EIO;
 	r = ck_binding(k.header, dirid, name, strlen(name), b);
 	if (r == 0 && !ck_file_hdr_has_binding(&h, b))
@@ -292,7 +320,9 @@ int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
 
 	if (in)
 		pthread_rwlock_wrlock(&in->io);
-	if ((r = hdr_load(t, fd, &h, &k)) < 0) {
+	if ((r = ck_apply_lock(t, fd)) < 0)
+		goto unlock;
+	if ((r = hdr_load(t, fd, &h, &k, &t)) < 0) {
 		r = -EIO;
 		goto out;
 	}
@@ -314,7 +344,9 @@ int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
 	}
 	r = hdr_store(t, fd, &h, k.header, 1);
 out:
+	ck_apply_unlock(fd);
 	ck_file_keys_release(&k);
+unlock:
 	if (in)
 		pthread_rwlock_unlock(&in->io);
 	return r;
@@ -324,23 +356,104 @@ out:
 
 struct io {
 	struct ck_inode *in;
-	struct ck_gcm *g;
-	struct ck_file_ref ref;
+	struct ck_gcm *g, *g2;          /* keys, and keys2 while applying */
+	struct ck_file_ref ref, ref2;
+	int locked;                     /* holds the apply lock on in->fd */
 };
+
+/* While the tree is applied, the header names the tree whose keys are
+ * current: follow it (the apply tool may have converted the file since we
+ * opened it), keeping the other tree's keys as keys2 for blocks a crashed
+ * apply left behind. Caller holds in->io exclusive and the apply lock. */
+static int follow_header(struct ck_inode *in)
+{
+	uint8_t raw[CK_FILE_HDR_LEN];
+	struct ck_file_hdr h;
+	struct ck_stree *s = ck_stree_of(in->tree);
+	struct ck_tree *cur, *other;
+	ssize_t n = pread_full(in->fd, raw, sizeof(raw), 0);
+	int r;
+
+	if (n < 0)
+		return (int)n;
+	if (ck_file_hdr_parse(raw, (size_t)n, &h) < 0)
+		return -EIO;
+	cur = hdr_tree(in->tree, &h);
+	other = cur == &s->old ? in->tree : &s->old;
+	if (memcmp(in->ktree_id, cur->id, CK_ID_LEN)) {
+		struct ck_file_keys t = in->keys;
+		in->keys = in->keys2;
+		in->keys2 = t;
+		memcpy(in->k2tree_id, in->ktree_id, CK_ID_LEN);
+		memcpy(in->ktree_id, cur->id, CK_ID_LEN);
+		if (!in->keys.content && (r = ck_file_keys_derive(cur, h.file_id, &in->keys)) < 0)
+			return r;
+	}
+	if (!in->keys2.content && other->key) {
+		if ((r = ck_file_keys_derive(other, h.file_id, &in->keys2)) < 0)
+			return r;
+		memcpy(in->k2tree_id, other->id, CK_ID_LEN);
+	}
+	struct ck_file_ref ref = { ck.vol.hdr.volume_id, in->ktree_id, h.file_id };
+	if (ck_file_hdr_verify(raw, &ref, in->keys.header) < 0)
+		return -EIO;
+	in->hdr_flags = h.flags;
+	return hdr_size(cur, &h, &in->keys, &in->psize) < 0 ? -EIO : 0;
+}
 
 static int io_begin(struct io *io, struct ck_inode *in)
 {
+	int r;
+
+	memset(io, 0, sizeof(*io));
 	io->in = in;
-	io->g = NULL;
-	ref_of(in->tree, in->file_id, &io->ref);
 	if (!in->keys.content)
 		return -EKEYREVOKED;    /* wiped by a revocation */
+	if (ck_tree_applying(in->tree)) {
+		if ((r = ck_apply_lock(in->tree, in->fd)) < 0)
+			return r;
+		io->locked = 1;
+		if ((r = follow_header(in)) < 0)
+			return r;
+		if (in->keys2.content) {
+			io->ref2.volume_id = ck.vol.hdr.volume_id;
+			io->ref2.tree_id = in->k2tree_id;
+			io->ref2.file_id = in->file_id;
+			if ((r = ck_gcm_new(&io->g2, in->keys2.content)) < 0)
+				return r;
+		}
+	} else if (memcmp(in->ktree_id, in->tree->id, CK_ID_LEN) && in->keys2.content &&
+	           !memcmp(in->k2tree_id, in->tree->id, CK_ID_LEN)) {
+		/* An apply finished while the file was open: its keys are now
+		 * the ones kept as keys2. */
+		struct ck_file_keys t = in->keys;
+		in->keys = in->keys2;
+		in->keys2 = t;
+		ck_file_keys_release(&in->keys2);
+		memcpy(in->ktree_id, in->tree->id, CK_ID_LEN);
+	}
+	io->ref.volume_id = ck.vol.hdr.volume_id;
+	io->ref.tree_id = in->ktree_id;
+	io->ref.file_id = in->file_id;
 	return ck_gcm_new(&io->g, in->keys.content);
 }
 
 static void io_end(struct io *io)
 {
 	ck_gcm_free(io->g);
+	ck_gcm_free(io->g2);
+	if (io->locked)
+		ck_apply_unlock(io->in->fd);
+}
+
+/* Shared while the tree is not being applied, exclusive while it is (the
+ * apply lock is one per open file description, so one thread at a time). */
+static void io_lock_read(struct ck_inode *in)
+{
+	if (ck_tree_applying(in->tree))
+		pthread_rwlock_wrlock(&in->io);
+	else
+		pthread_rwlock_rdlock(&in->io);
 }
 
 static int corrupt(struct io *io, uint64_t blk, const char *what)
@@ -365,6 +478,12 @@ static int open_block(struct io *io, uint64_t blk, int is_final, const uint8_t *
 	 * interrupted by a crash (see the top of this file). */
 	if (r == -EBADMSG && !is_final)
 		r = ck_block_open(io->g, &io->ref, blk, 1, ct, CK_CBLOCK_SIZE, pt);
+	/* Mid-apply, a block may still (or already) be under the other tree. */
+	if (r == -EBADMSG && io->g2) {
+		r = ck_block_open(io->g2, &io->ref2, blk, is_final, ct, CK_CBLOCK_SIZE, pt);
+		if (r == -EBADMSG && !is_final)
+			r = ck_block_open(io->g2, &io->ref2, blk, 1, ct, CK_CBLOCK_SIZE, pt);
+	}
 	if (r == -EBADMSG)
 		return corrupt(io, blk, is_final ? "failed authentication (tampered, swapped, "
 		               "or the file was truncated)" : "failed authentication (tampered or swapped)");
@@ -428,8 +547,12 @@ static int hdr_update(struct io *io, int set_sparse, const uint64_t *new_size)
 		if (r < 0)
 			return r;
 	}
-	if ((r = hdr_store(in->tree, in->fd, &h, in->keys.header, 0)) < 0)
-		return r;
+	{
+		uint8_t out[CK_FILE_HDR_LEN];
+		if ((r = ck_file_hdr_encode(&h, &io->ref, in->keys.header, out)) < 0 ||
+		    (r = pwrite_full(in->fd, out, sizeof(out), 0)) < 0)
+			return r;
+	}
 	in->hdr_flags = h.flags;
 	if (new_size)
 		in->psize = *new_size;
@@ -454,9 +577,9 @@ ssize_t ck_file_read(struct ck_inode *in, char *buf, size_t size, off_t off)
 	size_t clen, done = 0;
 	ssize_t r;
 
-	pthread_rwlock_rdlock(&in->io);
+	io_lock_read(in);
 	if ((r = io_begin(&io, in)) < 0)
-		goto unlock;
+		goto out;
 	psize = in->psize;
 	if (off < 0 || (uint64_t)off >= psize || size == 0) {
 		r = 0;
@@ -493,7 +616,6 @@ out:
 	ck_wipe(pt, sizeof(pt));
 	free(cbuf);
 	io_end(&io);
-unlock:
 	pthread_rwlock_unlock(&in->io);
 	return r;
 }

@@ -61,8 +61,13 @@ struct ck_inode {
 	int fd;                         /* backing fd while nopen > 0 */
 	unsigned nopen;
 	/* Valid while nopen > 0: set by the first open, wiped by the last
-	 * release (under lock); read by I/O under io without lock. */
+	 * release (under lock); read by I/O under io without lock. keys are
+	 * those of the tree ktree_id (the one the header names); keys2, only
+	 * while the tree is being applied, those of the other tree. */
 	uint8_t file_id[CK_ID_LEN];
+	uint8_t ktree_id[CK_ID_LEN];
+	struct ck_file_keys keys2;      /* secret */
+	uint8_t k2tree_id[CK_ID_LEN];
 	uint16_t hdr_flags;             /* cached header flags, under io */
 	uint64_t psize;                 /* plaintext size, under io */
 	/* Under lock: the plaintext size last read from the header of a file
@@ -87,6 +92,14 @@ struct ck_stree {
 	pthread_rwlock_t lock;
 	int status;                     /* 0 serving, -EKEYREVOKED, -ENOKEY */
 	int is_service;
+	/* While the tree's data is re-encrypted (ck-assign --apply) from the
+	 * keys in old to those in k, operations use both (see chunk.c and the
+	 * apply notes in trees.c). old is a copy of the service keys (owned
+	 * elsewhere) when old_is_service. Under lock (write to change). */
+	int applying;
+	int retired;                    /* replaced by a newer record */
+	struct ck_tree old;
+	int old_is_service;
 	char path[1024];                /* tree root, relative; "" for service */
 	uint8_t rec_id[CK_ID_LEN];
 	uint8_t dep_id[CK_ID_LEN];
@@ -148,6 +161,8 @@ struct ck_loc {
 };
 int ck_inode_locate(struct ck_inode *in, struct ck_loc *loc);
 void ck_loc_release(struct ck_loc *loc);
+/* Record the directory renames found mid-apply (watcher thread). */
+void ck_inode_apply_fixups(void);
 /* Open the backing directory of dir (O_PATH). Caller holds ns_lock. */
 int ck_dir_open(struct ck_inode *dir, int flags);
 /* Plaintext path for log lines ("/mail/alice/x"); caller holds ns_lock. */
@@ -162,6 +177,10 @@ struct ck_ename {
 	int is_long;
 };
 int ck_ename_make(struct ck_inode *dir, int dirfd, const char *name, struct ck_ename *e);
+/* The entry that exists for name in dir (its encoding under the tree's
+ * keys, or mid-apply under the old keys) and its stat; -ENOENT if none. */
+int ck_entry_find(struct ck_inode *dir, int dirfd, const char *name, struct ck_ename *e,
+                  struct stat *st);
 int ck_sidecar_write(int dirfd, const struct ck_ename *e);
 void ck_sidecar_remove(int dirfd, const char *entry);
 /* Plaintext name of a backing entry, or a negative errno (skip it). */
@@ -183,6 +202,17 @@ int ck_path_holds_tree(struct ck_inode *parent, const char *name);
  * or -EKEYREVOKED / -ENOKEY. tree_leave releases. */
 int ck_tree_enter(struct ck_tree *t);
 void ck_tree_leave(struct ck_tree *t);
+/* 1 while t is being re-encrypted by ck-assign --apply. */
+static inline int ck_tree_applying(struct ck_tree *t) { return ck_stree_of(t)->applying; }
+/* While applying: a shared OFD lock on fd (a backing file or a directory's
+ * .ckfs.dir) against the apply tool, which takes it exclusively while it
+ * converts that object. Returns 0; ck_apply_unlock releases. */
+int ck_apply_lock(struct ck_tree *t, int fd);
+void ck_apply_unlock(int fd);
+/* While applying, the shared lock on a directory's ID file: returns an fd
+ * to pass to ck_dir_unlock, or -1 when the tree is not being applied. */
+int ck_dir_lock(struct ck_inode *dir, int dirfd);
+void ck_dir_unlock(int fd);
 
 /* chunk.c: content. All take in->io as documented there. */
 int ck_file_init(struct ck_inode *dir, const uint8_t dirid[static CK_ID_LEN], const char *name,

@@ -332,6 +332,17 @@ int ck_inode_locate(struct ck_inode *in, struct ck_loc *loc)
 			pp = &n->next;
 			continue;
 		}
+		if (!is_dir(in) && ck_tree_applying(n->parent->tree) &&
+		    fstatat(fd, n->ename, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+			/* Renamed to its new-key name by the apply tool. */
+			struct ck_ename en;
+			char *e;
+			if (ck_entry_find(n->parent, fd, n->name, &en, &st) == 0 &&
+			    (e = strdup(en.entry))) {
+				free(n->ename);
+				n->ename = e;
+			}
+		}
 		if (!is_dir(in) && in->names->next &&
 		    (fstatat(fd, n->ename, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		     st.st_ino != in->ino || st.st_dev != in->dev)) {
@@ -377,7 +388,112 @@ static int path_components(struct ck_inode *dir, const char **comp, int max)
 	return n;
 }
 
+static int dir_open_fast(struct ck_inode *dir, int flags);
+
+/* Directory renames the apply tool made (old-key names to new-key names),
+ * found by slow_open and applied to the inodes by the watcher thread under
+ * ns_lock held for writing. */
+struct fixup {
+	struct ck_inode *in;
+	char *ename;
+	struct fixup *next;
+};
+static struct fixup *fixups;
+static pthread_mutex_t fixups_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void ck_inode_apply_fixups(void)
+{
+	struct fixup *f;
+
+	pthread_mutex_lock(&fixups_lock);
+	f = fixups;
+	fixups = NULL;
+	pthread_mutex_unlock(&fixups_lock);
+	if (!f)
+		return;
+	pthread_rwlock_wrlock(&ck.ns_lock);
+	while (f) {
+		struct fixup *next = f->next;
+		struct ck_name *n = f->in->names;
+		if (n) {
+			free(n->ename);
+			n->ename = f->ename;
+		} else {
+			free(f->ename);
+		}
+		ck_inode_unpin(f->in);
+		free(f);
+		f = next;
+	}
+	pthread_rwlock_unlock(&ck.ns_lock);
+}
+
+/* Component by component, trying each directory's other encoding when
+ * its recorded one is gone (the apply tool renamed it). */
+static int slow_open(struct ck_inode *dir, int flags)
+{
+	struct ck_inode *chain[2048];
+	int n = 0, fd, r;
+
+	for (struct ck_inode *p = dir; p != &ck.root; p = p->names->parent) {
+		if (n == 2048 || !p->names)
+			return n == 2048 ? -ENAMETOOLONG : -ENOENT;
+		chain[n++] = p;
+	}
+	if ((fd = openat(ck.vol.fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	while (n-- > 0) {
+		struct ck_inode *c = chain[n], *parent = c->names->parent;
+		int of = (n ? O_PATH : flags) | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW;
+		int nfd = openat(fd, c->names->ename, of);
+
+		if (nfd < 0 && errno == ENOENT && ck_tree_applying(parent->tree)) {
+			struct ck_ename en;
+			struct stat st;
+			if ((r = ck_entry_find(parent, fd, c->names->name, &en, &st)) == 0 &&
+			    (nfd = openat(fd, en.entry, of)) >= 0) {
+				struct fixup *f = calloc(1, sizeof(*f));
+				if (f && (f->ename = strdup(en.entry))) {
+					f->in = c;
+					ck_inode_pin(c);
+					pthread_mutex_lock(&fixups_lock);
+					f->next = fixups;
+					fixups = f;
+					pthread_mutex_unlock(&fixups_lock);
+				} else {
+					free(f);
+				}
+			}
+		}
+		if (nfd < 0) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+		close(fd);
+		fd = nfd;
+	}
+	return fd;
+}
+
+static int any_applying(struct ck_inode *dir)
+{
+	for (struct ck_inode *p = dir; p && p != &ck.root; p = p->names ? p->names->parent : NULL)
+		if (ck_tree_applying(p->tree))
+			return 1;
+	return 0;
+}
+
 int ck_dir_open(struct ck_inode *dir, int flags)
+{
+	int fd = dir_open_fast(dir, flags);
+
+	if (fd == -ENOENT && any_applying(dir))
+		fd = slow_open(dir, flags);
+	return fd;
+}
+
+static int dir_open_fast(struct ck_inode *dir, int flags)
 {
 	const char *comp[2048];
 	char path[PATH_MAX];

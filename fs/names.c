@@ -7,18 +7,18 @@
 #include "fs/ckfs.h"
 #include "keys/util.h"
 
-int ck_ename_make(struct ck_inode *dir, int dirfd, const char *name, struct ck_ename *e)
+static int ename_with(struct ck_tree *t, const uint8_t dirid[CK_ID_LEN], const char *name,
+                      struct ck_ename *e)
 {
-	uint8_t dirid[CK_ID_LEN];
 	char side[CK_LONG_NAME_LEN + 1];
 	size_t n = strlen(name);
 	int r;
 
 	if (n > CK_NAME_MAX)
 		return -ENAMETOOLONG;
-	if ((r = ck_dirid(dir, dirfd, dirid)) < 0)
-		return r;
-	if ((r = ck_name_encrypt(dir->tree, dirid, name, n, e->full)) < 0)
+	if (!t->name_key)
+		return -EKEYREVOKED;
+	if ((r = ck_name_encrypt(t, dirid, name, n, e->full)) < 0)
 		return r == -EINVAL ? -EINVAL : -EIO;
 	e->is_long = ck_name_is_long(strlen(e->full));
 	if (!e->is_long) {
@@ -26,6 +26,42 @@ int ck_ename_make(struct ck_inode *dir, int dirfd, const char *name, struct ck_e
 		return 0;
 	}
 	return ck_long_names(e->full, strlen(e->full), e->entry, side) < 0 ? -EIO : 0;
+}
+
+int ck_ename_make(struct ck_inode *dir, int dirfd, const char *name, struct ck_ename *e)
+{
+	uint8_t dirid[CK_ID_LEN];
+	int r;
+
+	if (strlen(name) > CK_NAME_MAX)
+		return -ENAMETOOLONG;
+	if ((r = ck_dirid(dir, dirfd, dirid)) < 0)
+		return r;
+	return ename_with(dir->tree, dirid, name, e);
+}
+
+int ck_entry_find(struct ck_inode *dir, int dirfd, const char *name, struct ck_ename *e,
+                  struct stat *st)
+{
+	struct ck_stree *s = ck_stree_of(dir->tree);
+	uint8_t dirid[CK_ID_LEN];
+	struct ck_ename old;
+	int r;
+
+	if ((r = ck_ename_make(dir, dirfd, name, e)) < 0)
+		return r;
+	if (fstatat(dirfd, e->entry, st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	r = -errno;
+	/* Mid-apply, an entry the apply tool has not renamed yet still has
+	 * the name it had under the old keys. */
+	if (r != -ENOENT || !s->applying || ck_dirid(dir, dirfd, dirid) < 0 ||
+	    ename_with(&s->old, dirid, name, &old) < 0)
+		return r;
+	if (fstatat(dirfd, old.entry, st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	*e = old;
+	return 0;
 }
 
 static void side_name(const char *entry, char side[CK_LONG_NAME_LEN + 1])
@@ -95,7 +131,11 @@ int ck_ename_decode(struct ck_inode *dir, int dirfd, const uint8_t dirid[static 
 	} else if (ck_name_reserved(entry)) {
 		return -ENOENT;
 	}
+	if (!dir->tree->name_key)
+		return -EKEYREVOKED;
 	r = ck_name_decrypt(dir->tree, dirid, enc, strlen(enc), out);
+	if (r < 0 && ck_tree_applying(dir->tree))
+		r = ck_name_decrypt(&ck_stree_of(dir->tree)->old, dirid, enc, strlen(enc), out);
 	return r < 0 ? -EIO : r;
 }
 

@@ -84,12 +84,11 @@ static int do_lookup(struct ck_inode *parent, const char *name, struct fuse_entr
 		r = dirfd;
 		goto out;
 	}
-	if ((r = ck_ename_make(parent, dirfd, name, &en)) < 0)
+	int lk = ck_dir_lock(parent, dirfd);
+	r = ck_entry_find(parent, dirfd, name, &en, &st);
+	ck_dir_unlock(lk);
+	if (r < 0)
 		goto out_fd;
-	if (fstatat(dirfd, en.entry, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		r = -errno;
-		goto out_fd;
-	}
 	in = ck_inode_learn(parent, name, en.entry, &st, &moved);
 	if (!in) {
 		r = -ENOMEM;
@@ -339,7 +338,10 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		n = readlinkat(loc.dirfd, loc.ename, enc, sizeof(enc) - 1);
 		if (n < 0) {
 			r = -errno;
-		} else if ((r = ck_symlink_decrypt(in->tree, enc, (size_t)n, out, sizeof(out))) < 0) {
+		} else if ((r = ck_symlink_decrypt(in->tree, enc, (size_t)n, out, sizeof(out))) < 0 &&
+		           (!ck_tree_applying(in->tree) ||
+		            (r = ck_symlink_decrypt(&ck_stree_of(in->tree)->old, enc, (size_t)n, out,
+		                                    sizeof(out))) < 0)) {
 			char p[512];
 			ck_inode_path(in, p, sizeof(p));
 			ck_log(CK_LOG_ERR, "%s: symlink target failed authentication (tampered?)", p);
@@ -724,7 +726,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
 	struct ck_ename en;
 	struct stat st;
 	uint8_t dirid[CK_ID_LEN];
-	int dirfd = -1, fd = -1, r;
+	int dirfd = -1, fd = -1, r, lk = -1;
 
 	if (ck.ro) {
 		fuse_reply_err(req, EROFS);
@@ -735,12 +737,9 @@ static void op_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
 		r = dirfd;
 		goto out;
 	}
-	if ((r = ck_ename_make(parent, dirfd, name, &en)) < 0)
+	lk = ck_dir_lock(parent, dirfd);
+	if ((r = ck_entry_find(parent, dirfd, name, &en, &st)) < 0)
 		goto out;
-	if (fstatat(dirfd, en.entry, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		r = -errno;
-		goto out;
-	}
 	if (S_ISDIR(st.st_mode)) {
 		r = -EISDIR;
 		goto out;
@@ -763,6 +762,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
 		ck_file_bind(parent->tree, fd, in, dirid, name, 0);
 	r = 0;
 out:
+	ck_dir_unlock(lk);
 	if (fd >= 0)
 		close(fd);
 	if (dirfd >= 0)
@@ -836,7 +836,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t pino, const char *name)
 	struct ck_ename en;
 	struct stat st;
 	uint8_t saved[CK_DIRID_LEN];
-	int dirfd = -1, r, had = 0;
+	int dirfd = -1, r, had = 0, lk = -1;
 
 	if (ck.ro) {
 		fuse_reply_err(req, EROFS);
@@ -847,12 +847,9 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t pino, const char *name)
 		r = dirfd;
 		goto out;
 	}
-	if ((r = ck_ename_make(parent, dirfd, name, &en)) < 0)
+	lk = ck_dir_lock(parent, dirfd);
+	if ((r = ck_entry_find(parent, dirfd, name, &en, &st)) < 0)
 		goto out;
-	if (fstatat(dirfd, en.entry, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		r = -errno;
-		goto out;
-	}
 	if (!S_ISDIR(st.st_mode)) {
 		r = -ENOTDIR;
 		goto out;
@@ -877,6 +874,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t pino, const char *name)
 	}
 	r = 0;
 out:
+	ck_dir_unlock(lk);
 	if (dirfd >= 0)
 		close(dirfd);
 	NS_UNLOCK();
@@ -890,7 +888,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t pino, const char *name, fuse_in
 	struct ck_ename e1, e2;
 	struct stat s1, s2;
 	uint8_t d1[CK_ID_LEN], d2[CK_ID_LEN], saved[CK_DIRID_LEN];
-	int fd1 = -1, fd2 = -1, dir1 = -1, dir2 = -1, r, exists, had = 0;
+	int fd1 = -1, fd2 = -1, dir1 = -1, dir2 = -1, r, exists, had = 0, lk1 = -1, lk2 = -1;
 	int bound1 = 0, bound2 = 0, side2 = 0;
 
 	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
@@ -914,15 +912,18 @@ static void op_rename(fuse_req_t req, fuse_ino_t pino, const char *name, fuse_in
 		r = dir1 < 0 ? dir1 : dir2;
 		goto out;
 	}
-	if ((r = ck_ename_make(p1, dir1, name, &e1)) < 0 ||
-	    (r = ck_ename_make(p2, dir2, newname, &e2)) < 0 ||
-	    (r = ck_dirid(p1, dir1, d1)) < 0 || (r = ck_dirid(p2, dir2, d2)) < 0)
+	lk1 = ck_dir_lock(p1, dir1);
+	if (p2 != p1)
+		lk2 = ck_dir_lock(p2, dir2);
+	if ((r = ck_dirid(p1, dir1, d1)) < 0 || (r = ck_dirid(p2, dir2, d2)) < 0 ||
+	    (r = ck_entry_find(p1, dir1, name, &e1, &s1)) < 0)
 		goto out;
-	if (fstatat(dir1, e1.entry, &s1, AT_SYMLINK_NOFOLLOW) < 0) {
-		r = -errno;
+	/* An existing target keeps the encoding it has (mid-apply it may be
+	 * the old one); a new one gets the tree's current encoding. */
+	r = ck_entry_find(p2, dir2, newname, &e2, &s2);
+	if (r < 0 && r != -ENOENT)
 		goto out;
-	}
-	exists = fstatat(dir2, e2.entry, &s2, AT_SYMLINK_NOFOLLOW) == 0;
+	exists = r == 0;
 	if ((S_ISDIR(s1.st_mode) && ck_path_holds_tree(p1, name)) ||
 	    (exists && S_ISDIR(s2.st_mode) && ck_path_holds_tree(p2, newname))) {
 		r = -EBUSY;     /* tree roots stay where their records say */
@@ -1031,6 +1032,8 @@ undo:
 	if (bound2)
 		ck_file_bind(p1->tree, fd2, ck_inode_find(s2.st_dev, s2.st_ino), d1, name, 0);
 out:
+	ck_dir_unlock(lk1);
+	ck_dir_unlock(lk2);
 	if (fd1 >= 0)
 		close(fd1);
 	if (fd2 >= 0)
@@ -1371,6 +1374,9 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		goto out;
 	}
 	r = setxattr(path, bname, enc, size + CK_BLOCK_OVERHEAD, flags) < 0 ? -errno : 0;
+	if (r == 0 && ck_tree_applying(in->tree) &&
+	    ck_xattr_name_encrypt(&ck_stree_of(in->tree)->old, name, bname, sizeof(bname)) == 0)
+		(void)removexattr(path, bname);     /* the old keys' copy, if any */
 out:
 	if (fd >= 0)
 		close(fd);
@@ -1399,7 +1405,14 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		r = fd;
 		goto out;
 	}
+	struct ck_tree *xt = in->tree;
 	n = getxattr(path, bname, NULL, 0);
+	if (n < 0 && errno == ENODATA && ck_tree_applying(in->tree)) {
+		/* Not converted yet by the apply tool: the old keys' name. */
+		xt = &ck_stree_of(in->tree)->old;
+		if (ck_xattr_name_encrypt(xt, name, bname, sizeof(bname)) == 0)
+			n = getxattr(path, bname, NULL, 0);
+	}
 	if (n < 0) {
 		r = -errno;
 		goto out;
@@ -1421,7 +1434,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		r = errno == ERANGE ? -EAGAIN : -errno;
 		goto out;
 	}
-	if ((r = ck_xattr_value_decrypt(in->tree, bname, enc, (size_t)n, val)) < 0) {
+	if ((r = ck_xattr_value_decrypt(xt, bname, enc, (size_t)n, val)) < 0) {
 		char p[512];
 		NS_READ();
 		ck_inode_path(in, p, sizeof(p));
@@ -1474,6 +1487,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	}
 	for (char *p = list; p < list + n; p += strlen(p) + 1) {
 		int l = ck_xattr_name_decrypt(in->tree, p, name, sizeof(name));
+		if (l < 0 && ck_tree_applying(in->tree))
+			l = ck_xattr_name_decrypt(&ck_stree_of(in->tree)->old, p, name, sizeof(name));
 		if (l < 0)
 			continue;       /* not ours, or not authentic: hidden */
 		/* A decrypted name is never longer than its encoding. */
@@ -1515,6 +1530,9 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		goto out;
 	}
 	r = removexattr(path, bname) < 0 ? -errno : 0;
+	if (r == -ENODATA && ck_tree_applying(in->tree) &&
+	    ck_xattr_name_encrypt(&ck_stree_of(in->tree)->old, name, bname, sizeof(bname)) == 0)
+		r = removexattr(path, bname) < 0 ? -errno : 0;
 out:
 	if (fd >= 0)
 		close(fd);

@@ -49,6 +49,45 @@ void ck_tree_leave(struct ck_tree *t)
 		pthread_rwlock_unlock(&s->lock);
 }
 
+int ck_apply_lock(struct ck_tree *t, int fd)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+
+	if (!ck_tree_applying(t))
+		return 0;
+	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+void ck_apply_unlock(int fd)
+{
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+	(void)fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+int ck_dir_lock(struct ck_inode *dir, int dirfd)
+{
+	int fd;
+
+	if (!ck_tree_applying(dir->tree))
+		return -1;
+	fd = openat(dirfd, CK_DIRID_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0 && ck_apply_lock(dir->tree, fd) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+void ck_dir_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);      /* closing drops the OFD lock */
+}
+
 /* "mail" + "alice" -> "mail/alice"; parent path from the inode names. */
 static void child_path(struct ck_inode *parent, const char *name, char *out, size_t n)
 {
@@ -68,7 +107,7 @@ struct ck_tree *ck_tree_for_child(struct ck_inode *parent, const char *name)
 	child_path(parent, name, path, sizeof(path));
 	pthread_mutex_lock(&ck.trees_lock);
 	for (s = ck.trees; s; s = s->next)
-		if (!strcmp(s->path, path))
+		if (!s->retired && !strcmp(s->path, path))
 			break;
 	pthread_mutex_unlock(&ck.trees_lock);
 	return s ? &s->k : parent->tree;
@@ -86,7 +125,8 @@ int ck_path_holds_tree(struct ck_inode *parent, const char *name)
 	l = strlen(path);
 	pthread_mutex_lock(&ck.trees_lock);
 	for (struct ck_stree *s = ck.trees; s && !hit; s = s->next)
-		hit = !strncmp(s->path, path, l) && (s->path[l] == '\0' || s->path[l] == '/');
+		hit = !s->retired && !strncmp(s->path, path, l) &&
+		      (s->path[l] == '\0' || s->path[l] == '/');
 	pthread_mutex_unlock(&ck.trees_lock);
 	return hit;
 }
@@ -113,6 +153,9 @@ static void revoke_tree(struct ck_stree *s, int status)
 	}
 	s->status = status;
 	ck_tree_release(&s->k);
+	if (s->applying && !s->old_is_service)
+		ck_tree_release(&s->old);
+	s->applying = 0;
 	/* No operation on this tree is in flight now: collect its inodes. */
 	pthread_mutex_lock(&ck.table_lock);
 	for (size_t i = 0; i < ck.table_size; i++)
@@ -134,6 +177,7 @@ static void revoke_tree(struct ck_stree *s, int status)
 	for (size_t i = 0; i < n; i++) {
 		pthread_mutex_lock(&list[i]->lock);
 		ck_file_keys_release(&list[i]->keys);
+		ck_file_keys_release(&list[i]->keys2);
 		pthread_mutex_unlock(&list[i]->lock);
 	}
 	pthread_rwlock_unlock(&s->lock);
@@ -223,25 +267,132 @@ out:
 	return r;
 }
 
-/* Point cached inodes at the path of a newly served tree root at it. */
-static void adopt_root(struct ck_stree *s)
+/* Point every cached inode at or under the root path of s at s (a newly
+ * served tree, or one whose data starts moving to a new key). Directories
+ * by their path; other inodes by the tree of their parent directory. */
+static void adopt_subtree(struct ck_stree *s)
 {
 	char p[4096];
+	size_t l = strlen(s->path);
 
 	pthread_rwlock_wrlock(&ck.ns_lock);
 	pthread_mutex_lock(&ck.table_lock);
-	for (size_t i = 0; i < ck.table_size; i++)
-		for (struct ck_inode *in = ck.table[i]; in; in = in->hnext) {
-			if (in->type != S_IFDIR || !ck_stree_of(in->tree)->is_service)
-				continue;
-			ck_inode_path(in, p, sizeof(p));
-			if (!strcmp(p + 1, s->path)) {
-				in->tree = &s->k;
-				in->tree_root = 1;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < ck.table_size; i++)
+			for (struct ck_inode *in = ck.table[i]; in; in = in->hnext) {
+				if ((pass == 0) != (in->type == S_IFDIR))
+					continue;
+				if (pass == 0) {
+					ck_inode_path(in, p, sizeof(p));
+					if (!strcmp(p + 1, s->path)) {
+						in->tree = &s->k;
+						in->tree_root = 1;
+					} else if (!strncmp(p + 1, s->path, l) && p[1 + l] == '/') {
+						in->tree = &s->k;
+					}
+				} else if (in->names && in->names->parent->tree == &s->k) {
+					in->tree = &s->k;
+				}
 			}
-		}
 	pthread_mutex_unlock(&ck.table_lock);
 	pthread_rwlock_unlock(&ck.ns_lock);
+}
+
+static struct ck_tree_rec *rec_by_id(struct ck_tree_rec *t, size_t n, const uint8_t id[CK_ID_LEN])
+{
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(t[i].id, id, CK_ID_LEN))
+			return &t[i];
+	return NULL;
+}
+
+/* The keys a tree being applied comes from: the service tree's, or those
+ * of the record it replaces. */
+static int load_old_keys(struct ck_stree *s, const struct ck_tree_rec *t, struct ck_tree_rec *all,
+                         size_t nt, struct ck_dep *deps, size_t nd)
+{
+	static const uint8_t zero[CK_ID_LEN];
+	struct ck_tree_rec *o;
+	char msg[512];
+	int fb = 0;
+
+	if (!memcmp(t->old_rec_id, zero, CK_ID_LEN)) {
+		s->old = ck.vol.service;
+		s->old_is_service = 1;
+		return 0;
+	}
+	if (!(o = rec_by_id(all, nt, t->old_rec_id)))
+		return -ENOKEY;
+	if (ck_tree_key_unwrap(&ck.vol, o, deps, nd, &s->old, &fb, msg, sizeof(msg)) < 0) {
+		ck_log(CK_LOG_ERR, "tree %s: the keys it is applied from do not unwrap: %s", s->path, msg);
+		return -ENOKEY;
+	}
+	return 0;
+}
+
+static void retire(struct ck_stree *s)
+{
+	pthread_mutex_lock(&ck.trees_lock);
+	s->retired = 1;
+	pthread_mutex_unlock(&ck.trees_lock);
+}
+
+/* After an apply every entry of the tree has its new-key name: recompute
+ * the backing names cached in the inodes. */
+static void rebase_names(struct ck_stree *s)
+{
+	pthread_rwlock_wrlock(&ck.ns_lock);
+	pthread_mutex_lock(&ck.table_lock);
+	struct ck_inode **list = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t i = 0; i < ck.table_size; i++)
+		for (struct ck_inode *in = ck.table[i]; in; in = in->hnext) {
+			if (in->tree != &s->k || in->tree_root)
+				continue;
+			if (n == cap) {
+				size_t c = cap ? cap * 2 : 64;
+				struct ck_inode **q = realloc(list, c * sizeof(*q));
+				if (!q)
+					continue;
+				list = q;
+				cap = c;
+			}
+			in->refs++;
+			list[n++] = in;
+		}
+	pthread_mutex_unlock(&ck.table_lock);
+	for (size_t i = 0; i < n; i++) {
+		for (struct ck_name *nm = list[i]->names; nm; nm = nm->next) {
+			struct ck_ename en;
+			int dfd = ck_dir_open(nm->parent, O_PATH);
+			char *e;
+			if (dfd < 0)
+				continue;
+			if (ck_ename_make(nm->parent, dfd, nm->name, &en) == 0 && (e = strdup(en.entry))) {
+				free(nm->ename);
+				nm->ename = e;
+			}
+			close(dfd);
+		}
+	}
+	pthread_rwlock_unlock(&ck.ns_lock);
+	for (size_t i = 0; i < n; i++)
+		ck_inode_unpin(list[i]);
+	free(list);
+}
+
+/* The apply finished: only the new keys from now on. */
+static void finish_apply(struct ck_stree *s)
+{
+	ck_inode_apply_fixups();
+	rebase_names(s);
+	pthread_rwlock_wrlock(&s->lock);
+	if (!s->old_is_service)
+		ck_tree_release(&s->old);
+	memset(&s->old, 0, sizeof(s->old));
+	s->applying = 0;
+	pthread_rwlock_unlock(&s->lock);
+	ck_log(CK_LOG_INFO, "tree %s: now entirely under dep \"%s\"", s->path, s->dep_name);
 }
 
 static void reload(int probe)
@@ -283,13 +434,20 @@ static void reload(int probe)
 		struct ck_stree *s;
 
 		if (t->state == CK_TREE_PENDING)
-			continue;       /* still under the service key until applied */
+			continue;       /* still under the old key until applied */
 		pthread_mutex_lock(&ck.trees_lock);
 		for (s = ck.trees; s; s = s->next)
 			if (!memcmp(s->rec_id, t->id, CK_ID_LEN))
 				break;
 		pthread_mutex_unlock(&ck.trees_lock);
-		int alive = d && d->state == CK_DEP_ACTIVE && t->state == CK_TREE_ACTIVE;
+		if (t->state == CK_TREE_RETIRED || t->state == CK_TREE_PURGED) {
+			if (s && t->state == CK_TREE_RETIRED && !s->retired)
+				retire(s);
+			if (s && t->state == CK_TREE_PURGED && s->status == 0)
+				revoke_tree(s, -EKEYREVOKED);
+			continue;
+		}
+		int alive = d && d->state == CK_DEP_ACTIVE;
 		if (s) {
 			if (!alive && s->status == 0)
 				revoke_tree(s, -EKEYREVOKED);
@@ -300,6 +458,8 @@ static void reload(int probe)
 					s->status = 0;
 				pthread_rwlock_unlock(&s->lock);
 			}
+			if (s->applying && t->state == CK_TREE_ACTIVE)
+				finish_apply(s);
 			continue;
 		}
 		if (!(s = calloc(1, sizeof(*s))))
@@ -317,11 +477,24 @@ static void reload(int probe)
 		s->status = !alive ? -EKEYREVOKED : load_keys(s, d, t);
 		if (s->status && s->status != -ENOKEY)
 			s->status = -EKEYREVOKED;
+		if (s->status == 0 && t->state == CK_TREE_APPLYING) {
+			if (load_old_keys(s, t, trees, nt, deps, nd) == 0)
+				s->applying = 1;
+			else
+				s->status = -ENOKEY;
+		}
+		/* A record replacing another for the same path retires it. */
 		pthread_mutex_lock(&ck.trees_lock);
+		for (struct ck_stree *o = ck.trees; o; o = o->next)
+			if (!o->retired && !strcmp(o->path, s->path))
+				o->retired = 1;
 		s->next = ck.trees;
 		ck.trees = s;
 		pthread_mutex_unlock(&ck.trees_lock);
-		adopt_root(s);
+		adopt_subtree(s);
+		if (s->applying)
+			ck_log(CK_LOG_INFO, "tree %s: being re-encrypted under dep \"%s\"", s->path,
+			       s->dep_name);
 	}
 out:
 	free(deps);
@@ -372,6 +545,7 @@ static void *watch(void *arg)
 		}
 		if (records_changed(&last) || probe)
 			reload(probe);
+		ck_inode_apply_fixups();
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_nsec += 200 * 1000000L;
 		if (until.tv_nsec >= 1000000000L) {

@@ -214,6 +214,7 @@ int ck_tree_rec_encode(const struct ck_volume *v, const struct ck_tree_rec *t, u
 	put(&b, t->dep_id, CK_ID_LEN);
 	putstr(&b, t->path, strlen(t->path));
 	putstr(&b, t->wrapped_key, t->wlen);
+	put(&b, t->old_rec_id, CK_ID_LEN);
 	r = seal(v, KIND_TREE, t->id, &b, out, n);
 	free(b.p);
 	return r;
@@ -239,7 +240,9 @@ int ck_tree_rec_decode(const struct ck_volume *v, const uint8_t *buf, size_t n, 
 		memcpy(t->dep_id, p, CK_ID_LEN);
 	getstr(&r, t->path, sizeof(t->path), 1);
 	t->wlen = (uint16_t)getstr(&r, t->wrapped_key, sizeof(t->wrapped_key), 0);
-	if (!r.err && (r.off != r.len || t->state < CK_TREE_ACTIVE || t->state > CK_TREE_PURGED))
+	if ((p = get(&r, CK_ID_LEN)))
+		memcpy(t->old_rec_id, p, CK_ID_LEN);
+	if (!r.err && (r.off != r.len || t->state < CK_TREE_ACTIVE || t->state > CK_TREE_RETIRED))
 		r.err = -EBADMSG;
 	free(pt);
 	return r.err;
@@ -402,6 +405,47 @@ int ck_tree_rec_load_all(const struct ck_volume *v, struct ck_tree_rec **out, si
 	return load_all(v, "trees", sizeof(struct ck_tree_rec), tree_fn, (void **)out, n, bad);
 }
 
+int ck_tree_key_unwrap(const struct ck_volume *v, const struct ck_tree_rec *t,
+                       struct ck_dep *deps, size_t nd, struct ck_tree *out, int *fallback,
+                       char *msg, size_t msg_len)
+{
+	uint8_t *dk = ck_secret_alloc(CK_KEY_LEN), *tk = ck_secret_alloc(CK_WRAP_MAX);
+	struct ck_dep *d = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!dk || !tk) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nd; i++)
+		if (!memcmp(deps[i].id, t->dep_id, CK_ID_LEN))
+			d = &deps[i];
+	if (!d) {
+		snprintf(msg, msg_len, "tree %s names a dep that does not exist", t->path);
+		r = -ENOENT;
+		goto out;
+	}
+	if (d->state != CK_DEP_ACTIVE) {
+		snprintf(msg, msg_len, "dep \"%s\" is %s", d->name, ck_dep_state_name(d->state));
+		r = -EKEYREVOKED;
+		goto out;
+	}
+	if ((r = ck_dep_unwrap(d, dk, 1, fallback, msg, msg_len)) < 0)
+		goto out;
+	if (ck_key_unwrap(dk, t->wrapped_key, t->wlen, tk, &len) < 0 || len != CK_KEY_LEN) {
+		snprintf(msg, msg_len, "the key of tree %s does not unwrap under dep \"%s\"",
+		         t->path, d->name);
+		r = -EBADMSG;
+		goto out;
+	}
+	r = ck_tree_init(out, v->hdr.volume_id, t->id, tk);
+out:
+	ck_secret_free(dk, CK_KEY_LEN);
+	ck_secret_free(tk, CK_WRAP_MAX);
+	return r;
+}
+
 int ck_dep_find(const struct ck_volume *v, const char *name, struct ck_dep *out)
 {
 	struct ck_dep *all;
@@ -557,6 +601,8 @@ const char *ck_tree_state_name(uint32_t s)
 	case CK_TREE_ACTIVE: return "active";
 	case CK_TREE_PENDING: return "pending-apply";
 	case CK_TREE_PURGED: return "purged";
+	case CK_TREE_APPLYING: return "applying";
+	case CK_TREE_RETIRED: return "retired";
 	default: return "unknown";
 	}
 }

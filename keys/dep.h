@@ -39,7 +39,12 @@ struct ck_dep {
 	struct ck_wrap wraps[CK_DEP_MAX_WRAPS];
 };
 
-enum ck_tree_state { CK_TREE_ACTIVE = 1, CK_TREE_PENDING = 2, CK_TREE_PURGED = 3 };
+/* ACTIVE: served under its key. PENDING: assigned, data still under the
+ * old key until applied. APPLYING: being re-encrypted from the key of
+ * old_rec_id (all-zero: the service tree) to this record's key; mounts use
+ * both. RETIRED: replaced by a newer record for the same path. */
+enum ck_tree_state { CK_TREE_ACTIVE = 1, CK_TREE_PENDING = 2, CK_TREE_PURGED = 3,
+                     CK_TREE_APPLYING = 4, CK_TREE_RETIRED = 5 };
 
 struct ck_tree_rec {
 	uint8_t id[CK_ID_LEN];
@@ -49,6 +54,7 @@ struct ck_tree_rec {
 	char path[CK_TREE_PATH_MAX];        /* relative to the volume root, no leading '/' */
 	uint16_t wlen;
 	uint8_t wrapped_key[CK_WRAP_MAX];   /* tree key, RFC 5649 under the DEP key */
+	uint8_t old_rec_id[CK_ID_LEN];      /* APPLYING: where the data comes from */
 };
 
 int ck_dep_encode(const struct ck_volume *v, const struct ck_dep *d, uint8_t **out, size_t *n) CK_WUR;
@@ -78,6 +84,14 @@ int ck_dep_unwrap(struct ck_dep *d, uint8_t *key, int allow_fallback, int *fallb
 /* Probe the customer keys: 0 if one answers ok, -EKEYREVOKED if every
  * one is denied, -EAGAIN otherwise. Updates last_result. */
 int ck_dep_probe(struct ck_dep *d, char *msg, size_t msg_len) CK_WUR;
+
+/* The keys of tree record t: its DEP (found in deps) unwrapped through its
+ * customer keys (availability-key fallback allowed; *fallback tells), then
+ * the tree key. -EKEYREVOKED when the DEP is not active or every customer
+ * key denies. */
+int ck_tree_key_unwrap(const struct ck_volume *v, const struct ck_tree_rec *t,
+                       struct ck_dep *deps, size_t nd, struct ck_tree *out, int *fallback,
+                       char *msg, size_t msg_len) CK_WUR;
 
 const char *ck_dep_state_name(uint32_t s);
 const char *ck_tree_state_name(uint32_t s);

@@ -1,7 +1,8 @@
 /* ck-assign: attach a DEP to a tree (a directory path in the volume).
  * A new or empty tree is encrypted under a fresh tree key from its first
  * byte; a tree that already holds data is recorded as pending until it is
- * re-encrypted with --apply (not yet implemented: refused with a message). */
+ * re-encrypted with --apply ("the mailbox move", tools/apply.c), which also
+ * moves a tree from one DEP to another, online and resumably. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include "keys/keyfile.h"
 #include "keys/secmem.h"
 #include "keys/util.h"
+#include "tools/apply.h"
 #include "tools/common.h"
 
 static const char *prog = "ck-assign";
@@ -23,10 +25,12 @@ static const char *prog = "ck-assign";
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ck-assign [--key-dir DIR] [--json] VOLUME PATH DEP\n"
+		"usage: ck-assign [--key-dir DIR] [--apply] [--json] VOLUME PATH DEP\n"
 		"Attach DEP to the tree rooted at PATH (relative to the volume root).\n"
 		"A new or empty tree is encrypted under DEP from its first byte; mounts\n"
-		"follow within a second. Trees do not nest.\n"
+		"follow within a second. A tree that holds data is recorded as pending;\n"
+		"--apply re-encrypts it under DEP (also from one DEP to another), online\n"
+		"and resumable: re-run it after an interruption. Trees do not nest.\n"
 		"exit status: 0 ok, 1 refused or failed, 2 usage error, 3 cannot open the volume\n");
 }
 
@@ -56,6 +60,155 @@ static int has_data(const struct ck_volume *v, const char *path)
 	return r;
 }
 
+static void audit(const struct ck_volume *v, const char *event, const char *dep,
+                  const char *path, const char *result)
+{
+	struct ck_audit_event e = { event, dep, path, NULL, result, "operator" };
+	if (ck_audit_append(v, &e) < 0)
+		fprintf(stderr, "%s: warning: could not append to the audit log\n", prog);
+}
+
+/* A new tree record for path under d, with a fresh tree key. */
+static int new_record(struct ck_dep *d, const char *path, uint32_t state,
+                      const uint8_t old_rec[CK_ID_LEN], struct ck_tree_rec *t)
+{
+	uint8_t *dk = ck_secret_alloc(CK_KEY_LEN), *tk = ck_secret_alloc(CK_KEY_LEN);
+	char msg[512];
+	size_t len = 0;
+	int r, fb = 0;
+
+	memset(t, 0, sizeof(*t));
+	if (!dk || !tk) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = ck_dep_unwrap(d, dk, 0, &fb, msg, sizeof(msg))) < 0) {
+		fprintf(stderr, "%s: cannot unwrap dep \"%s\" (%s): %s\n", prog, d->name,
+		        ck_key_result_name(r), msg);
+		goto out;
+	}
+	if ((r = ck_random(t->id, CK_ID_LEN)) < 0 || (r = ck_random(tk, CK_KEY_LEN)) < 0 ||
+	    (r = ck_key_wrap(dk, tk, CK_KEY_LEN, t->wrapped_key, &len)) < 0)
+		goto out;
+	t->wlen = (uint16_t)len;
+	memcpy(t->dep_id, d->id, CK_ID_LEN);
+	if (old_rec)
+		memcpy(t->old_rec_id, old_rec, CK_ID_LEN);
+	t->state = state;
+	t->created = (uint64_t)time(NULL);
+	t->generation = 1;
+	snprintf(t->path, sizeof(t->path), "%s", path);
+out:
+	ck_secret_free(dk, CK_KEY_LEN);
+	ck_secret_free(tk, CK_KEY_LEN);
+	return r;
+}
+
+static int save(struct ck_volume *v, struct ck_tree_rec *t)
+{
+	int r = ck_tree_rec_save(v, t);
+	if (r < 0)
+		fprintf(stderr, "%s: cannot save the tree record of %s: %s\n", prog, t->path, strerror(-r));
+	return r;
+}
+
+/* The re-encryption of tree record t (state APPLYING). */
+static int run_apply(struct ck_volume *v, struct ck_tree_rec *t, int json)
+{
+	static const uint8_t zero[CK_ID_LEN];
+	struct ck_tree_rec *all = NULL, *old = NULL;
+	struct ck_dep *deps = NULL;
+	struct ck_tree nt = { 0 }, ot = { 0 };
+	struct apply_stats st;
+	char msg[512], bpath[8192];
+	size_t nd = 0, na = 0;
+	int r, fb = 0, own_old = 0, lock;
+
+	if ((r = ck_dep_load_all(v, &deps, &nd, NULL)) < 0 ||
+	    (r = ck_tree_rec_load_all(v, &all, &na, NULL)) < 0)
+		goto out;
+	if ((r = ck_tree_key_unwrap(v, t, deps, nd, &nt, &fb, msg, sizeof(msg))) < 0) {
+		fprintf(stderr, "%s: cannot unwrap the new key of %s: %s\n", prog, t->path, msg);
+		goto out;
+	}
+	if (!memcmp(t->old_rec_id, zero, CK_ID_LEN)) {
+		ot = v->service;
+	} else {
+		for (size_t i = 0; i < na; i++)
+			if (!memcmp(all[i].id, t->old_rec_id, CK_ID_LEN))
+				old = &all[i];
+		if (!old || (r = ck_tree_key_unwrap(v, old, deps, nd, &ot, &fb, msg, sizeof(msg))) < 0) {
+			fprintf(stderr, "%s: cannot unwrap the key %s is moving from: %s\n", prog, t->path,
+			        old ? msg : "its record is gone");
+			r = r < 0 ? r : -ENOENT;
+			goto out;
+		}
+		own_old = 1;
+	}
+	/* Mounts on this host switch to both keys within 200 ms of the record
+	 * change; give them that before the first object changes. */
+	usleep(1200 * 1000);
+	r = ck_volume_backing_path(v, t->path, bpath, sizeof(bpath));
+	if (r == -ENOENT) {
+		memset(&st, 0, sizeof(st));
+		r = 0;
+	} else if (r < 0) {
+		fprintf(stderr, "%s: cannot find %s in the volume: %s\n", prog, t->path, strerror(-r));
+		goto out;
+	} else if ((r = ck_apply_tree(v, bpath, t->path, &ot, &nt, json, isatty(2), &st)) < 0) {
+		fprintf(stderr, "%s: apply of %s stopped: %s; re-run to resume\n", prog, t->path,
+		        strerror(-r));
+		goto out;
+	}
+	if (st.problems) {
+		fprintf(stderr, "%s: %llu objects of %s could not be converted (see above); the tree "
+		        "stays in state applying; fix or remove them and re-run\n", prog,
+		        (unsigned long long)st.problems, t->path);
+		r = -EIO;
+		goto out;
+	}
+	if ((lock = ck_meta_lock(v)) < 0) {
+		r = lock;
+		goto out;
+	}
+	t->state = CK_TREE_ACTIVE;
+	t->generation++;
+	memset(t->old_rec_id, 0, CK_ID_LEN);
+	r = save(v, t);
+	if (r == 0 && old) {
+		old->state = CK_TREE_RETIRED;
+		ck_wipe(old->wrapped_key, sizeof(old->wrapped_key));
+		old->wlen = 0;
+		old->generation++;
+		r = save(v, old);
+	}
+	ck_meta_unlock(lock);
+	if (r == 0) {
+		char res[128];
+		snprintf(res, sizeof(res), "ok: %llu files, %llu converted",
+		         (unsigned long long)st.files, (unsigned long long)st.converted);
+		audit(v, "applied", NULL, t->path, res);
+		if (json)
+			printf("{\"tree\":\"%s\",\"state\":\"active\",\"files\":%llu,\"converted\":%llu,"
+			       "\"bytes\":%llu}\n", t->path, (unsigned long long)st.files,
+			       (unsigned long long)st.converted, (unsigned long long)st.bytes);
+		else
+			printf("%s: %s re-encrypted: %llu files (%llu converted now), %llu bytes\n", prog,
+			       t->path, (unsigned long long)st.files, (unsigned long long)st.converted,
+			       (unsigned long long)st.bytes);
+	}
+out:
+	ck_tree_release(&nt);
+	if (own_old)
+		ck_tree_release(&ot);
+	free(deps);
+	if (all) {
+		ck_wipe(all, na * sizeof(*all));
+		free(all);
+	}
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -67,13 +220,12 @@ int main(int argc, char **argv)
 		{ 0 }
 	};
 	const char *key_dir = NULL;
-	char path[CK_TREE_PATH_MAX], msg[512];
-	struct ck_tree_rec *trees = NULL, t = { 0 };
+	char path[CK_TREE_PATH_MAX];
+	struct ck_tree_rec *trees = NULL, t, *cur = NULL;
 	struct ck_dep d;
 	struct ck_volume v;
-	uint8_t *dk = NULL, *tk = NULL;
-	size_t nt = 0, len = 0;
-	int c, apply = 0, json = 0, lock = -1, r = EXIT_FAIL, fallback = 0;
+	size_t nt = 0;
+	int c, apply = 0, json = 0, lock = -1, alock = -1, r = EXIT_FAIL;
 
 	while ((c = getopt_long(argc, argv, "k:ajhV", opts, NULL)) != -1) {
 		switch (c) {
@@ -97,6 +249,15 @@ int main(int argc, char **argv)
 	}
 	key_dir = ck_key_dir(key_dir);
 	tool_open_volume(prog, argv[optind], key_dir, &v);
+	if (apply) {
+		/* One apply at a time per volume. */
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+		alock = openat(v.fd, CK_VOLUME_DIR "/apply.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (alock < 0 || fcntl(alock, F_OFD_SETLK, &fl) < 0) {
+			fprintf(stderr, "%s: another apply is running on this volume; wait for it\n", prog);
+			goto out;
+		}
+	}
 	if ((lock = ck_meta_lock(&v)) < 0)
 		goto out;
 	if (ck_dep_find(&v, argv[optind + 2], &d) < 0) {
@@ -113,18 +274,11 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < nt; i++) {
 		size_t a = strlen(trees[i].path), b = strlen(path);
 		size_t m = a < b ? a : b;
-		if (trees[i].state == CK_TREE_PURGED)
+		if (trees[i].state == CK_TREE_PURGED || trees[i].state == CK_TREE_RETIRED)
 			continue;
 		if (!strcmp(trees[i].path, path)) {
-			if (!memcmp(trees[i].dep_id, d.id, CK_ID_LEN)) {
-				printf("%s: %s is already assigned to dep \"%s\"\n", prog, path, d.name);
-				r = EXIT_OK;
-			} else {
-				fprintf(stderr, "%s: %s is assigned to another dep; moving a tree between "
-				        "deps needs --apply, which this version does not implement yet\n",
-				        prog, path);
-			}
-			goto out;
+			cur = &trees[i];
+			continue;
 		}
 		if (!strncmp(trees[i].path, path, m) && (trees[i].path[m] == '/' || path[m] == '/')) {
 			fprintf(stderr, "%s: %s would nest with tree %s; trees do not nest\n", prog, path,
@@ -132,58 +286,96 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (apply || has_data(&v, path)) {
-		fprintf(stderr, "%s: %s already holds data; re-encrypting it under dep \"%s\" "
-		        "(--apply) is not implemented in this version: assign new or empty trees\n",
-		        prog, path, d.name);
+	int same = cur && !memcmp(cur->dep_id, d.id, CK_ID_LEN);
+	if (cur && cur->state == CK_TREE_APPLYING) {
+		if (!same) {
+			fprintf(stderr, "%s: %s is being moved to another dep; finish that first with "
+			        "'ck-assign --apply' and that dep\n", prog, path);
+			goto out;
+		}
+		if (!apply) {
+			printf("%s: %s is being re-encrypted under dep \"%s\"; run 'ck-assign --apply' "
+			       "to finish\n", prog, path, d.name);
+			r = EXIT_OK;
+			goto out;
+		}
+		t = *cur;       /* resume */
+	} else if (cur && same && cur->state == CK_TREE_ACTIVE) {
+		printf("%s: %s is already under dep \"%s\"\n", prog, path, d.name);
+		r = EXIT_OK;
 		goto out;
+	} else if (cur && same && cur->state == CK_TREE_PENDING) {
+		if (!apply) {
+			printf("%s: %s is assigned to dep \"%s\" and waits for 'ck-assign --apply'\n",
+			       prog, path, d.name);
+			r = EXIT_OK;
+			goto out;
+		}
+		t = *cur;
+		t.state = CK_TREE_APPLYING;
+		t.generation++;
+		if (save(&v, &t) < 0)
+			goto out;
+	} else if (cur) {
+		/* Moving from another dep (or its pending assignment): only by
+		 * re-encryption, from the keys the data is under now. */
+		if (!apply) {
+			fprintf(stderr, "%s: %s is assigned to another dep; moving it needs --apply\n",
+			        prog, path);
+			goto out;
+		}
+		static const uint8_t zero[CK_ID_LEN];
+		if (new_record(&d, path, CK_TREE_APPLYING,
+		               cur->state == CK_TREE_PENDING ? zero : cur->id, &t) < 0)
+			goto out;
+		if (cur->state == CK_TREE_PENDING) {
+			cur->state = CK_TREE_RETIRED;
+			cur->generation++;
+			if (save(&v, cur) < 0)
+				goto out;
+		}
+		if (save(&v, &t) < 0)
+			goto out;
+	} else {
+		int data = has_data(&v, path);
+		uint32_t state = !data ? CK_TREE_ACTIVE : apply ? CK_TREE_APPLYING : CK_TREE_PENDING;
+		if (new_record(&d, path, state, NULL, &t) < 0 || save(&v, &t) < 0)
+			goto out;
+		audit(&v, "assigned", d.name, path, ck_tree_state_name(state));
+		if (state == CK_TREE_PENDING) {
+			printf("%s: %s already holds data: assigned to dep \"%s\" as pending; it stays "
+			       "under its current key until you run 'ck-assign --apply %s %s %s'\n", prog,
+			       path, d.name, argv[optind], path, d.name);
+			r = EXIT_OK;
+			goto out;
+		}
+		if (state == CK_TREE_ACTIVE) {
+			if (json) {
+				printf("{\"tree\":");
+				json_str(stdout, path);
+				printf(",\"dep\":");
+				json_str(stdout, d.name);
+				printf(",\"state\":\"active\"}\n");
+			} else {
+				printf("%s: %s is now encrypted under dep \"%s\"\n", prog, path, d.name);
+			}
+			r = EXIT_OK;
+			goto out;
+		}
 	}
-	dk = ck_secret_alloc(CK_KEY_LEN);
-	tk = ck_secret_alloc(CK_KEY_LEN);
-	if (!dk || !tk)
-		goto out;
-	if ((c = ck_dep_unwrap(&d, dk, 0, &fallback, msg, sizeof(msg))) < 0) {
-		fprintf(stderr, "%s: cannot unwrap dep \"%s\" (%s): %s\n", prog, d.name,
-		        ck_key_result_name(c), msg);
-		goto out;
-	}
-	if (ck_random(t.id, CK_ID_LEN) < 0 || ck_random(tk, CK_KEY_LEN) < 0 ||
-	    ck_key_wrap(dk, tk, CK_KEY_LEN, t.wrapped_key, &len) < 0)
-		goto out;
-	t.wlen = (uint16_t)len;
-	memcpy(t.dep_id, d.id, CK_ID_LEN);
-	t.state = CK_TREE_ACTIVE;
-	t.created = (uint64_t)time(NULL);
-	t.generation = 1;
-	snprintf(t.path, sizeof(t.path), "%s", path);
-	if ((c = ck_tree_rec_save(&v, &t)) < 0) {
-		fprintf(stderr, "%s: cannot save the tree record: %s\n", prog, strerror(-c));
-		goto out;
-	}
-	{
-		struct ck_audit_event e = { "assigned", d.name, path, NULL, "ok", "operator" };
-		if (ck_audit_append(&v, &e) < 0)
-			fprintf(stderr, "%s: warning: could not append to the audit log\n", prog);
-	}
-	if (json)
-{
-		printf("{\"tree\":");
-		json_str(stdout, path);
-		printf(",\"dep\":");
-		json_str(stdout, d.name);
-		printf(",\"state\":\"active\"}\n");
-	}
-	else
-		printf("%s: %s is now encrypted under dep \"%s\"\n", prog, path, d.name);
-	r = EXIT_OK;
+	ck_meta_unlock(lock);
+	lock = -1;
+	audit(&v, "apply-started", d.name, path, "ok");
+	r = run_apply(&v, &t, json) < 0 ? EXIT_FAIL : EXIT_OK;
 out:
-	ck_secret_free(dk, CK_KEY_LEN);
-	ck_secret_free(tk, CK_KEY_LEN);
+	ck_wipe(&t, sizeof(t));
 	if (trees) {
 		ck_wipe(trees, nt * sizeof(*trees));
 		free(trees);
 	}
 	ck_meta_unlock(lock);
+	if (alock >= 0)
+		close(alock);
 	ck_volume_close(&v);
 	return r;
 }
