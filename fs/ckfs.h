@@ -191,6 +191,7 @@ int ck_dirid_create(int dirfd, const char *entry, uint8_t out[static CK_ID_LEN])
 
 /* trees.c: DEP trees, revocation, the watcher thread. */
 int ck_trees_start(void);
+int ck_trees_watch(void);
 void ck_trees_stop(void);
 /* The tree a new inode named name under parent belongs to. Caller holds
  * ns_lock. */

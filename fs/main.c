@@ -1,6 +1,8 @@
 /* ckfs: mount a ckfs volume. Option parsing, volume opening, the FUSE
  * session and a clean shutdown (keys wiped) on unmount or SIGTERM/SIGINT. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -90,6 +92,59 @@ static void usage(FILE *f)
 		"3 cannot mount\n");
 }
 
+/* Daemon mode. We fork before anything is set up (libfuse's
+ * fuse_daemonize forks after the mount, which loses the watcher thread
+ * and the mlock of the secure heap), and the parent returns only when the
+ * child reports the mount ready, or with the child's exit status and the
+ * reason it printed on the shared stderr. */
+static int ready_fd = -1;
+
+static void daemon_fork(void)
+{
+	int p[2], status;
+	char c;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		fprintf(stderr, "ckfs: cannot start the daemon: %s\n", strerror(errno));
+		exit(EXIT_MOUNT);
+	}
+	if (pid > 0) {
+		close(p[1]);
+		ssize_t n;
+		while ((n = read(p[0], &c, 1)) < 0 && errno == EINTR)
+			;
+		if (n == 1)
+			exit(0);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		exit(WIFEXITED(status) && WEXITSTATUS(status) ? WEXITSTATUS(status) : EXIT_MOUNT);
+	}
+	close(p[0]);
+	ready_fd = p[1];
+	setsid();
+}
+
+static void daemon_ready(void)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	char c = 0;
+
+	if (ready_fd < 0)
+		return;
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		if (null > 2)
+			close(null);
+	}
+	(void)!chdir("/");
+	(void)!write(ready_fd, &c, 1);
+	close(ready_fd);
+	ready_fd = -1;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -137,6 +192,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ckfs: threads=%d is out of range (1..1024)\n", o.threads);
 		return EXIT_USAGE;
 	}
+	if (!o.foreground)
+		daemon_fork();
 	ck.ro = o.ro;
 	/* Modes come from the callers (their umask applied by the kernel or
 	 * by us); the daemon's own umask must not mask them again. */
@@ -196,8 +253,12 @@ int main(int argc, char **argv)
 	if (!o.foreground)
 		ck_log_init("ckfs", 1, o.debug);
 	ck_log(CK_LOG_INFO, "mounted %s on %s", o.volume, o.mountpoint);
-	fuse_daemonize(o.foreground);
+	if (ck_trees_watch() < 0) {
+		ck_log(CK_LOG_ERR, "cannot start the key watcher thread; unmounting");
+		goto out_signals;
+	}
 
+	daemon_ready();
 	cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
 	fuse_loop_cfg_set_max_threads(cfg, (unsigned)o.threads);

@@ -254,7 +254,8 @@ static int load_keys(struct ck_stree *s, struct ck_dep *d, const struct ck_tree_
 		       "availability key", d->name, msg);
 		audit("availability-key-fallback", d->name, t->path, NULL, msg, "daemon");
 	}
-	if ((r = ck_key_unwrap(dk, t->wrapped_key, t->wlen, tk, &len)) < 0 || len != CK_KEY_LEN) {
+	(void)len;
+	if ((r = ck_tree_key_from(t, dk, tk)) < 0) {
 		ck_log(CK_LOG_ERR, "tree %s: its key does not unwrap under dep \"%s\" (corrupt record?)",
 		       t->path, d->name);
 		r = -ENOKEY;
@@ -573,14 +574,23 @@ int ck_trees_start(void)
 	pthread_mutex_init(&ck.trees_lock, NULL);
 	records_changed(&t0);
 	reload(0);
+	return 0;
+}
+
+/* After fuse_daemonize: threads do not survive its fork. */
+int ck_trees_watch(void)
+{
 	if (pthread_create(&watcher, NULL, watch, NULL) != 0)
 		return -EAGAIN;
 	watcher_running = 1;
+	audit("mounted", NULL, NULL, NULL, "ok", "daemon");
 	return 0;
 }
 
 void ck_trees_stop(void)
 {
+	if (watcher_running)
+		audit("unmounted", NULL, NULL, NULL, "ok", "daemon");
 	if (watcher_running) {
 		pthread_mutex_lock(&stop_lock);
 		stopping = 1;

@@ -18,7 +18,7 @@
 #include "util.h"
 
 #define REC_HDR 40
-enum { KIND_DEP = 1, KIND_TREE = 2 };
+enum { KIND_DEP = 1, KIND_TREE = 2, KIND_CONFIG = 3 };
 static const uint8_t rec_magic[8] = "CKREC1";
 
 struct buf { uint8_t *p; size_t len, cap; int err; };
@@ -215,6 +215,7 @@ int ck_tree_rec_encode(const struct ck_volume *v, const struct ck_tree_rec *t, u
 	putstr(&b, t->path, strlen(t->path));
 	putstr(&b, t->wrapped_key, t->wlen);
 	put(&b, t->old_rec_id, CK_ID_LEN);
+	putstr(&b, t->next_wrapped_key, t->next_wlen);
 	r = seal(v, KIND_TREE, t->id, &b, out, n);
 	free(b.p);
 	return r;
@@ -242,6 +243,7 @@ int ck_tree_rec_decode(const struct ck_volume *v, const uint8_t *buf, size_t n, 
 	t->wlen = (uint16_t)getstr(&r, t->wrapped_key, sizeof(t->wrapped_key), 0);
 	if ((p = get(&r, CK_ID_LEN)))
 		memcpy(t->old_rec_id, p, CK_ID_LEN);
+	t->next_wlen = (uint16_t)getstr(&r, t->next_wrapped_key, sizeof(t->next_wrapped_key), 0);
 	if (!r.err && (r.off != r.len || t->state < CK_TREE_ACTIVE || t->state > CK_TREE_RETIRED))
 		r.err = -EBADMSG;
 	free(pt);
@@ -433,7 +435,8 @@ int ck_tree_key_unwrap(const struct ck_volume *v, const struct ck_tree_rec *t,
 	}
 	if ((r = ck_dep_unwrap(d, dk, 1, fallback, msg, msg_len)) < 0)
 		goto out;
-	if (ck_key_unwrap(dk, t->wrapped_key, t->wlen, tk, &len) < 0 || len != CK_KEY_LEN) {
+	(void)len;
+	if (ck_tree_key_from(t, dk, tk) < 0) {
 		snprintf(msg, msg_len, "the key of tree %s does not unwrap under dep \"%s\"",
 		         t->path, d->name);
 		r = -EBADMSG;
@@ -666,5 +669,103 @@ int ck_tree_path_normalise(const char *in, char *out, size_t n)
 	if (o == 0)
 		return -EINVAL;
 	out[o] = '\0';
+	return 0;
+}
+
+int ck_tree_key_from(const struct ck_tree_rec *t, const uint8_t *dep_key, uint8_t *tree_key)
+{
+	uint8_t buf[CK_WRAP_MAX];
+	size_t len = 0;
+	int r = -EBADMSG;
+
+	if (ck_key_unwrap(dep_key, t->wrapped_key, t->wlen, buf, &len) == 0 && len == CK_KEY_LEN)
+		r = 0;
+	else if (t->next_wlen && ck_key_unwrap(dep_key, t->next_wrapped_key, t->next_wlen, buf,
+	                                       &len) == 0 && len == CK_KEY_LEN)
+		r = 0;
+	if (r == 0)
+		memcpy(tree_key, buf, CK_KEY_LEN);
+	ck_wipe(buf, sizeof(buf));
+	return r;
+}
+
+static const uint8_t config_id[CK_ID_LEN] = "volume-config";
+
+int ck_config_save(const struct ck_volume *v, const struct ck_config *c)
+{
+	struct buf b = { 0 };
+	uint8_t *out = NULL;
+	size_t n;
+	int r, fd;
+
+	put64(&b, c->purge_wait);
+	if ((r = seal(v, KIND_CONFIG, config_id, &b, &out, &n)) < 0)
+		goto out;
+	fd = openat(v->fd, CK_VOLUME_DIR "/.config.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (write(fd, out, n) != (ssize_t)n || fsync(fd) < 0)
+		r = -EIO;
+	close(fd);
+	if (r == 0 && renameat(v->fd, CK_VOLUME_DIR "/.config.tmp", v->fd, CK_VOLUME_DIR "/config") < 0)
+		r = -errno;
+out:
+	free(out);
+	free(b.p);
+	return r;
+}
+
+int ck_config_load(const struct ck_volume *v, struct ck_config *c)
+{
+	uint8_t buf[512], id[CK_ID_LEN], *pt = NULL;
+	size_t len;
+	ssize_t n;
+	int fd, r;
+
+	memset(c, 0, sizeof(*c));
+	fd = openat(v->fd, CK_VOLUME_DIR "/config", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;    /* defaults */
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	if ((r = unseal(v, KIND_CONFIG, buf, (size_t)n, id, &pt, &len)) < 0)
+		return r;
+	struct rd rr = { pt, len, 0, 0 };
+	c->purge_wait = get64(&rr);
+	r = rr.err;
+	free(pt);
+	return r;
+}
+
+int ck_parse_duration(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end) {
+		switch (*end) {
+		case 's': mul = 1; break;
+		case 'm': mul = 60; break;
+		case 'h': mul = 3600; break;
+		case 'd': mul = 86400; break;
+		default: return -EINVAL;
+		}
+		if (end[1])
+			return -EINVAL;
+	}
+	if (v > UINT64_MAX / mul / 2)
+		return -EINVAL;
+	*out = v * mul;
 	return 0;
 }

@@ -55,7 +55,22 @@ struct ck_tree_rec {
 	uint16_t wlen;
 	uint8_t wrapped_key[CK_WRAP_MAX];   /* tree key, RFC 5649 under the DEP key */
 	uint8_t old_rec_id[CK_ID_LEN];      /* APPLYING: where the data comes from */
+	/* During 'ck-dep roll --dep-key': the tree key wrapped by the DEP's next
+	 * key (readers try wrapped_key, then this). */
+	uint16_t next_wlen;
+	uint8_t next_wrapped_key[CK_WRAP_MAX];
 };
+
+/* Volume settings (.ckfs/config, a record of kind 3). */
+struct ck_config {
+	uint64_t purge_wait;                /* seconds between purge request and execution */
+};
+int ck_config_load(const struct ck_volume *v, struct ck_config *c) CK_WUR;
+int ck_config_save(const struct ck_volume *v, const struct ck_config *c) CK_WUR;
+/* Parse "0", "90s", "30m", "12h", "30d" into seconds; -EINVAL if malformed. */
+int ck_parse_duration(const char *s, uint64_t *out) CK_WUR;
+/* Unwrap a tree key wrapped by dep_key: wrapped_key, else next_wrapped_key. */
+int ck_tree_key_from(const struct ck_tree_rec *t, const uint8_t *dep_key, uint8_t *tree_key) CK_WUR;
 
 int ck_dep_encode(const struct ck_volume *v, const struct ck_dep *d, uint8_t **out, size_t *n) CK_WUR;
 int ck_dep_decode(const struct ck_volume *v, const uint8_t *buf, size_t n, struct ck_dep *d) CK_WUR;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "keys/dep.h"
 #include "keys/keyfile.h"
 #include "keys/secmem.h"
 #include "keys/volume.h"
@@ -19,6 +20,10 @@ static void usage(FILE *f)
 		"                     else " CK_KEY_DIR_DEFAULT "); created 0700 if missing\n"
 		"  -f, --force        also initialise a non-empty directory or an existing\n"
 		"                     volume (the old header and key file are kept)\n"
+		"  -w, --purge-wait DURATION\n"
+		"                     waiting period between a purge request and its\n"
+		"                     execution (e.g. 0, 30d, 12h; default 0; change it\n"
+		"                     later with 'ck-dep VOLUME config --purge-wait')\n"
 		"  -q, --quiet        print nothing on success\n"
 		"  -h, --help         show this help\n"
 		"  -V, --version      show the version\n\n"
@@ -31,16 +36,19 @@ int main(int argc, char **argv)
 		{ "key-dir", required_argument, NULL, 'k' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "purge-wait", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
-	const char *key_dir = NULL;
+	const char *key_dir = NULL, *wait = NULL;
+	struct ck_config cfg = { 0 };
 	char msg[1024] = "";
 	int c, force = 0, quiet = 0, r;
 
-	while ((c = getopt_long(argc, argv, "k:fqhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "k:fqhVw:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'w': wait = optarg; break;
 		case 'k': key_dir = optarg; break;
 		case 'f': force = 1; break;
 		case 'q': quiet = 1; break;
@@ -52,6 +60,11 @@ int main(int argc, char **argv)
 	if (optind != argc - 1) {
 		fprintf(stderr, "ck-mkfs: expected exactly one VOLUME argument\n");
 		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (wait && ck_parse_duration(wait, &cfg.purge_wait) < 0) {
+		fprintf(stderr, "ck-mkfs: --purge-wait %s is not a duration (like 0, 90s, 30m, 12h, 30d)\n",
+		        wait);
 		return EXIT_USAGE;
 	}
 	if (ck_secmem_init(1 << 16) < 0) {
@@ -69,6 +82,16 @@ int main(int argc, char **argv)
 		default:
 			return EXIT_OPERATIONAL;
 		}
+	}
+	if (cfg.purge_wait) {
+		struct ck_volume v;
+		char m2[1024];
+		if (ck_volume_open(argv[optind], key_dir, &v, m2, sizeof(m2)) < 0 ||
+		    ck_config_save(&v, &cfg) < 0) {
+			fprintf(stderr, "ck-mkfs: cannot record the purge waiting period\n");
+			return EXIT_OPERATIONAL;
+		}
+		ck_volume_close(&v);
 	}
 	if (!quiet)
 		printf("ck-mkfs: made volume %s (id %s); key file in %s\n", argv[optind], msg, key_dir);

@@ -34,6 +34,19 @@ static void usage(FILE *f)
 		"  revoke NAME          revoke now: every mount stops serving its trees\n"
 		"  purge NAME [--confirm NAME]\n"
 		"                       destroy every copy of a revoked DEP's key and its trees\n"
+		"  roll NAME --customer-key OLD=NEW | --availability [--availability-key URI]\n"
+		"       | --dep-key     replace a customer key, the availability key (the old\n"
+		"                       one is destroyed) or the DEP key (tree keys re-wrapped,\n"
+		"                       no data re-encrypted); atomic, works while mounted\n"
+		"  recover NAME --customer-key URI...\n"
+		"                       after customer keys were lost (not revoked): re-wrap\n"
+		"                       the DEP key, opened with the availability key, to new\n"
+		"                       customer keys\n"
+		"  purge NAME --cancel  cancel a purge that waits for its waiting period\n"
+		"  verify-certificate FILE\n"
+		"                       check a purge certificate printed by 'purge'\n"
+		"  config [--purge-wait DURATION]\n"
+		"                       show or change volume settings\n"
 		"  audit [--verify]     print (or verify) the audit log\n"
 		"options: --json (machine-readable output), --key-dir DIR, -h/--help, -V/--version\n"
 		"exit status: 0 ok, 1 failed or refused, 2 usage error, 3 cannot open the volume\n");
@@ -338,7 +351,10 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return (flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT ? -1 : 0;
 }
 
-static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm)
+static int cert_mac(const struct ck_volume *v, const char *text, size_t n, char hex[65]);
+static int save_dep(struct ck_volume *v, struct ck_dep *d);
+
+static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm, int cancel)
 {
 	struct ck_dep d;
 	struct ck_tree_rec *trees = NULL;
@@ -360,6 +376,21 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm)
 		fprintf(stderr, "%s: dep \"%s\" is already purged\n", prog, name);
 		goto out;
 	}
+	int executing = d.state == CK_DEP_PURGE_PENDING && d.purge_after == 0;
+	if (cancel) {
+		if (d.state != CK_DEP_PURGE_PENDING || executing) {
+			fprintf(stderr, "%s: dep \"%s\" has no purge waiting to be cancelled\n", prog, name);
+			goto out;
+		}
+		d.state = CK_DEP_REVOKED;
+		d.purge_after = 0;
+		if (save_dep(v, &d) < 0)
+			goto out;
+		audit(v, "purge-cancelled", name, NULL, NULL, "ok");
+		printf("%s: purge of dep \"%s\" cancelled; it stays revoked\n", prog, name);
+		r = EXIT_OK;
+		goto out;
+	}
 	if (!confirm) {
 		if (!isatty(0)) {
 			fprintf(stderr, "%s: purge needs confirmation: pass --confirm %s\n", prog, name);
@@ -377,7 +408,30 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm)
 		        prog, confirm, name);
 		goto out;
 	}
-	audit(v, "purge-requested", name, NULL, NULL, "ok");
+	if (!executing) {
+		struct ck_config cfg;
+		uint64_t now = (uint64_t)time(NULL);
+		if (ck_config_load(v, &cfg) < 0)
+			cfg.purge_wait = 0;
+		if (d.state == CK_DEP_REVOKED && cfg.purge_wait) {
+			d.state = CK_DEP_PURGE_PENDING;
+			d.purge_after = now + cfg.purge_wait;
+			if (save_dep(v, &d) < 0)
+				goto out;
+			audit(v, "purge-requested", name, NULL, NULL, "waiting period started");
+			printf("%s: purge of dep \"%s\" requested; it can run after %llu s (run this "
+			       "command again then, or cancel with --cancel)\n", prog, name,
+			       (unsigned long long)cfg.purge_wait);
+			r = EXIT_OK;
+			goto out;
+		}
+		if (d.state == CK_DEP_PURGE_PENDING && now < d.purge_after) {
+			fprintf(stderr, "%s: the waiting period of dep \"%s\" ends in %llu s; purge "
+			        "refused until then\n", prog, name, (unsigned long long)(d.purge_after - now));
+			goto out;
+		}
+		audit(v, "purge-requested", name, NULL, NULL, "executing");
+	}
 	/* 1. every wrapped copy of the DEP key, then the availability key. */
 	for (uint32_t i = 0; i < d.n_wraps; i++) {
 		struct ck_wrap *w = &d.wraps[i];
@@ -388,13 +442,12 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm)
 			audit(v, "availability-key-destroyed", name, NULL, w->uri, e == 0 ? "ok" : msg);
 		}
 	}
+	/* Purge-pending with no waiting time left marks an execution under
+	 * way: a crash from here on resumes it when purge runs again. */
 	d.state = CK_DEP_PURGE_PENDING;
-	d.changed = (uint64_t)time(NULL);
-	d.generation++;
-	if (ck_dep_save(v, &d) < 0) {
-		fprintf(stderr, "%s: cannot save dep \"%s\"\n", prog, name);
+	d.purge_after = 0;
+	if (save_dep(v, &d) < 0)
 		goto out;
-	}
 	/* 2. the trees' ciphertext. */
 	if (trees_of(v, &d, &trees, &nt) < 0)
 		goto out;
@@ -434,11 +487,9 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm)
 		                   "\"time\":%llu,\"trees\":%zu,\"keys_destroyed\":%u,\"audit_head\":\"%s\","
 		                   "\"audit_count\":%ld}", d.name, hex, (unsigned long long)d.changed, nt,
 		                   d.n_wraps, head, count);
-		const void *parts[] = { cert };
-		size_t lens[] = { (size_t)len };
-		if (ck_hmac_sha256(v->cert_key, parts, lens, 1, mac) < 0)
+		(void)mac;
+		if (cert_mac(v, cert, (size_t)len, machex) < 0)
 			goto out;
-		ck_hex(mac, sizeof(mac), machex);
 		printf("%s\n{\"mac\":\"%s\"}\n", cert, machex);
 	}
 	r = EXIT_OK;
@@ -463,6 +514,314 @@ static int cmd_audit(struct ck_volume *v, int verify, int json)
 	return EXIT_OK;
 }
 
+/* The DEP key through a customer key (never the availability key). */
+static int customer_unwrap(struct ck_dep *d, uint8_t *key)
+{
+	char msg[1024];
+	int fb = 0, r = ck_dep_unwrap(d, key, 0, &fb, msg, sizeof(msg));
+
+	if (r < 0)
+		fprintf(stderr, "%s: no customer key of dep \"%s\" opens its key (%s): %s\n", prog,
+		        d->name, ck_key_result_name(r), msg);
+	return r;
+}
+
+/* Wrap key under uri into w (making a missing file: key first). */
+static int wrap_into(const char *uri, const uint8_t *key, uint8_t role, struct ck_wrap *w)
+{
+	char msg[512];
+	size_t len = 0;
+	int r;
+
+	if (!strncmp(uri, "file:", 5) && access(uri + 5, F_OK) < 0 &&
+	    (r = ck_key_create_uri(uri, msg, sizeof(msg))) < 0) {
+		fprintf(stderr, "%s: cannot create key %s: %s\n", prog, uri, msg);
+		return r;
+	}
+	if ((r = ck_key_wrap_uri(uri, key, CK_KEY_LEN, w->wrapped, &len, msg, sizeof(msg))) < 0) {
+		fprintf(stderr, "%s: key %s cannot wrap the dep key (%s): %s\n", prog, uri,
+		        ck_key_result_name(r), msg);
+		return r;
+	}
+	snprintf(w->uri, sizeof(w->uri), "%s", uri);
+	w->len = (uint16_t)len;
+	w->role = role;
+	w->last_result = CK_RES_OK;
+	w->last_time = (uint64_t)time(NULL);
+	return 0;
+}
+
+static int save_dep(struct ck_volume *v, struct ck_dep *d)
+{
+	int r;
+
+	d->changed = (uint64_t)time(NULL);
+	d->generation++;
+	if ((r = ck_dep_save(v, d)) < 0)
+		fprintf(stderr, "%s: cannot save dep \"%s\": %s\n", prog, d->name, strerror(-r));
+	return r;
+}
+
+/* Replace the DEP key: tree keys get a second wrap under the new key,
+ * then the DEP record switches (one atomic rename), then the trees drop
+ * the old wrap. Readers try both wraps, so every crash point is readable. */
+static int roll_dep_key(struct ck_volume *v, struct ck_dep *d, const uint8_t *old)
+{
+	struct ck_tree_rec *trees = NULL;
+	struct ck_dep nd = *d;
+	uint8_t *nk = ck_secret_alloc(CK_KEY_LEN), *tk = ck_secret_alloc(CK_KEY_LEN);
+	size_t nt = 0, len;
+	int r = -ENOMEM;
+
+	if (!nk || !tk || (r = ck_random(nk, CK_KEY_LEN)) < 0 || (r = trees_of(v, d, &trees, &nt)) < 0)
+		goto out;
+	for (size_t i = 0; i < nt; i++) {
+		if (!trees[i].wlen && !trees[i].next_wlen)
+			continue;
+		if ((r = ck_tree_key_from(&trees[i], old, tk)) < 0) {
+			fprintf(stderr, "%s: the key of tree %s does not open; not rolled\n", prog, trees[i].path);
+			goto out;
+		}
+		if ((r = ck_key_wrap(nk, tk, CK_KEY_LEN, trees[i].next_wrapped_key, &len)) < 0)
+			goto out;
+		trees[i].next_wlen = (uint16_t)len;
+		trees[i].generation++;
+		if ((r = ck_tree_rec_save(v, &trees[i])) < 0)
+			goto out;
+	}
+	for (uint32_t i = 0; i < nd.n_wraps; i++)
+		if ((r = wrap_into(d->wraps[i].uri, nk, d->wraps[i].role, &nd.wraps[i])) < 0)
+			goto out;
+	if ((r = save_dep(v, &nd)) < 0)
+		goto out;
+	*d = nd;
+	for (size_t i = 0; i < nt; i++) {
+		if (!trees[i].next_wlen)
+			continue;
+		memcpy(trees[i].wrapped_key, trees[i].next_wrapped_key, trees[i].next_wlen);
+		trees[i].wlen = trees[i].next_wlen;
+		ck_wipe(trees[i].next_wrapped_key, sizeof(trees[i].next_wrapped_key));
+		trees[i].next_wlen = 0;
+		trees[i].generation++;
+		if ((r = ck_tree_rec_save(v, &trees[i])) < 0)
+			goto out;
+	}
+	r = 0;
+out:
+	ck_secret_free(nk, CK_KEY_LEN);
+	ck_secret_free(tk, CK_KEY_LEN);
+	if (trees) {
+		ck_wipe(trees, nt * sizeof(*trees));
+		free(trees);
+	}
+	return r;
+}
+
+static int cmd_roll(struct ck_volume *v, const char *key_dir, const char *name, char **pairs,
+                    int npairs, int avail, const char *avail_uri, int dep_key)
+{
+	struct ck_dep d;
+	uint8_t *key = ck_secret_alloc(CK_KEY_LEN);
+	char msg[512];
+	int lock = ck_meta_lock(v), r = EXIT_FAIL;
+
+	if (!key || lock < 0)
+		goto out;
+	if (!npairs && !avail && !dep_key) {
+		fprintf(stderr, "%s: roll needs --customer-key OLD=NEW, --availability or --dep-key\n", prog);
+		r = EXIT_USAGE;
+		goto out;
+	}
+	if (find_or_fail(v, name, &d) < 0)
+		goto out;
+	if (d.state != CK_DEP_ACTIVE) {
+		fprintf(stderr, "%s: dep \"%s\" is %s; only an active dep can be rolled\n", prog, name,
+		        ck_dep_state_name(d.state));
+		goto out;
+	}
+	if (customer_unwrap(&d, key) < 0)
+		goto out;
+	for (int i = 0; i < npairs; i++) {
+		char *eq = strchr(pairs[i], '=');
+		uint32_t j;
+		if (!eq) {
+			fprintf(stderr, "%s: --customer-key for roll takes OLD=NEW, not \"%s\"\n", prog, pairs[i]);
+			r = EXIT_USAGE;
+			goto out;
+		}
+		*eq = '\0';
+		for (j = 0; j < d.n_wraps; j++)
+			if (d.wraps[j].role == CK_ROLE_CUSTOMER && !strcmp(d.wraps[j].uri, pairs[i]))
+				break;
+		if (j == d.n_wraps) {
+			fprintf(stderr, "%s: dep \"%s\" has no customer key %s\n", prog, name, pairs[i]);
+			goto out;
+		}
+		if (wrap_into(eq + 1, key, CK_ROLE_CUSTOMER, &d.wraps[j]) < 0)
+			goto out;
+	}
+	char old_avail[CK_URI_MAX] = "";
+	uint32_t j = 0;
+	if (avail) {
+		char fresh[CK_URI_MAX], hex[33];
+		for (j = 0; j < d.n_wraps && d.wraps[j].role != CK_ROLE_AVAILABILITY; j++)
+			;
+		if (j == d.n_wraps) {
+			fprintf(stderr, "%s: dep \"%s\" has no availability key\n", prog, name);
+			goto out;
+		}
+		hex_id(d.id, hex);
+		snprintf(fresh, sizeof(fresh), "file:%s/availability/%s-%llu.key", key_dir, hex,
+		         (unsigned long long)time(NULL));
+		snprintf(old_avail, sizeof(old_avail), "%s", d.wraps[j].uri);
+		if (wrap_into(avail_uri ? avail_uri : fresh, key, CK_ROLE_AVAILABILITY, &d.wraps[j]) < 0)
+			goto out;
+	}
+	if ((npairs || avail) && save_dep(v, &d) < 0)
+		goto out;
+	if (old_avail[0] && strcmp(old_avail, d.wraps[j].uri)) {
+		int e = ck_key_destroy_uri(old_avail, msg, sizeof(msg));
+		audit(v, "availability-key-destroyed", name, NULL, old_avail, e == 0 ? "ok" : msg);
+	}
+	if (dep_key && roll_dep_key(v, &d, key) < 0) {
+		fprintf(stderr, "%s: dep key roll of \"%s\" did not finish; run it again\n", prog, name);
+		goto out;
+	}
+	audit(v, "rolled", name, NULL, NULL, dep_key ? "dep key" : avail ? "availability key" : "customer key");
+	printf("%s: dep \"%s\" rolled\n", prog, name);
+	r = EXIT_OK;
+out:
+	ck_secret_free(key, CK_KEY_LEN);
+	ck_meta_unlock(lock);
+	return r;
+}
+
+static int cmd_recover(struct ck_volume *v, const char *name, char **uris, int n)
+{
+	struct ck_dep d, nd;
+	uint8_t *key = ck_secret_alloc(CK_KEY_LEN), *buf = ck_secret_alloc(CK_WRAP_MAX);
+	char msg[512];
+	size_t len = 0;
+	int lock = ck_meta_lock(v), r = EXIT_FAIL, ok = 0;
+
+	if (!key || !buf || lock < 0)
+		goto out;
+	if (!n) {
+		fprintf(stderr, "%s: recover needs at least one --customer-key URI\n", prog);
+		r = EXIT_USAGE;
+		goto out;
+	}
+	if (find_or_fail(v, name, &d) < 0)
+		goto out;
+	if (d.state != CK_DEP_ACTIVE) {
+		fprintf(stderr, "%s: dep \"%s\" is %s; a revoked dep is never recovered\n", prog, name,
+		        ck_dep_state_name(d.state));
+		goto out;
+	}
+	for (uint32_t i = 0; i < d.n_wraps && !ok; i++) {
+		if (d.wraps[i].role != CK_ROLE_AVAILABILITY)
+			continue;
+		r = ck_key_unwrap_uri(d.wraps[i].uri, d.wraps[i].wrapped, d.wraps[i].len, buf, &len,
+		                      msg, sizeof(msg));
+		ok = r == 0 && len == CK_KEY_LEN;
+	}
+	r = EXIT_FAIL;
+	if (!ok) {
+		fprintf(stderr, "%s: the availability key of dep \"%s\" does not open it: %s\n", prog,
+		        name, msg);
+		goto out;
+	}
+	memcpy(key, buf, CK_KEY_LEN);
+	nd = d;
+	nd.n_wraps = 0;
+	for (int i = 0; i < n; i++)
+		if (wrap_into(uris[i], key, CK_ROLE_CUSTOMER, &nd.wraps[nd.n_wraps++]) < 0)
+			goto out;
+	for (uint32_t i = 0; i < d.n_wraps; i++)
+		if (d.wraps[i].role == CK_ROLE_AVAILABILITY && nd.n_wraps < CK_DEP_MAX_WRAPS)
+			nd.wraps[nd.n_wraps++] = d.wraps[i];
+	if (save_dep(v, &nd) < 0)
+		goto out;
+	audit(v, "recovered", name, NULL, NULL, "customer keys replaced");
+	printf("%s: dep \"%s\" recovered with %d new customer key(s)\n", prog, name, n);
+	r = EXIT_OK;
+out:
+	ck_secret_free(key, CK_KEY_LEN);
+	ck_secret_free(buf, CK_WRAP_MAX);
+	ck_meta_unlock(lock);
+	return r;
+}
+
+static int cert_mac(const struct ck_volume *v, const char *text, size_t n, char hex[65])
+{
+	uint8_t mac[CK_HASH_LEN];
+	const void *parts[] = { text };
+	size_t lens[] = { n };
+	int r = ck_hmac_sha256(v->cert_key, parts, lens, 1, mac);
+
+	if (r == 0)
+		ck_hex(mac, sizeof(mac), hex);
+	return r;
+}
+
+static int cmd_verify_cert(struct ck_volume *v, const char *file)
+{
+	char buf[16384], *nl, *mac, want[65];
+	FILE *f = fopen(file, "r");
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "%s: cannot read certificate %s: %s\n", prog, file, strerror(errno));
+		return EXIT_FAIL;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	nl = strchr(buf, '\n');
+	mac = nl ? strstr(nl, "{\"mac\":\"") : NULL;
+	if (!nl || !mac || strlen(mac) < 8 + 64) {
+		fprintf(stderr, "%s: %s is not a ckfs purge certificate\n", prog, file);
+		return EXIT_FAIL;
+	}
+	if (cert_mac(v, buf, (size_t)(nl - buf), want) < 0 || memcmp(mac + 8, want, 64)) {
+		fprintf(stderr, "%s: certificate %s does NOT verify (edited, or from another volume)\n",
+		        prog, file);
+		return EXIT_FAIL;
+	}
+	printf("certificate %s verifies: %.*s\n", file, (int)(nl - buf), buf);
+	return EXIT_OK;
+}
+
+static int cmd_config(struct ck_volume *v, const char *wait, int json)
+{
+	struct ck_config c;
+	int r;
+
+	if ((r = ck_config_load(v, &c)) < 0) {
+		fprintf(stderr, "%s: the volume config record is corrupt\n", prog);
+		return EXIT_FAIL;
+	}
+	if (wait) {
+		int lock = ck_meta_lock(v);
+		if (ck_parse_duration(wait, &c.purge_wait) < 0) {
+			fprintf(stderr, "%s: --purge-wait %s is not a duration (like 0, 90s, 30m, 12h, 30d)\n",
+			        prog, wait);
+			ck_meta_unlock(lock);
+			return EXIT_USAGE;
+		}
+		r = ck_config_save(v, &c);
+		ck_meta_unlock(lock);
+		if (r < 0)
+			return EXIT_FAIL;
+		audit(v, "config-changed", NULL, NULL, NULL, wait);
+	}
+	if (json)
+		printf("{\"purge_wait\":%llu}\n", (unsigned long long)c.purge_wait);
+	else
+		printf("purge-wait %llus\n", (unsigned long long)c.purge_wait);
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -472,13 +831,17 @@ int main(int argc, char **argv)
 		{ "availability-key", required_argument, NULL, 'a' },
 		{ "confirm", required_argument, NULL, 'C' },
 		{ "verify", no_argument, NULL, 'v' },
+		{ "availability", no_argument, NULL, 'A' },
+		{ "dep-key", no_argument, NULL, 'D' },
+		{ "cancel", no_argument, NULL, 'X' },
+		{ "purge-wait", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
-	const char *key_dir = NULL, *avail = NULL, *confirm = NULL;
+	const char *key_dir = NULL, *avail = NULL, *confirm = NULL, *wait = NULL;
 	char *cust[CK_DEP_MAX_WRAPS];
-	int ncust = 0, json = 0, verify = 0, c, r;
+	int ncust = 0, json = 0, verify = 0, c, r, avail_roll = 0, dep_key = 0, cancel = 0;
 	struct ck_volume v;
 
 	while ((c = getopt_long(argc, argv, "k:jhV", opts, NULL)) != -1) {
@@ -495,6 +858,10 @@ int main(int argc, char **argv)
 		case 'a': avail = optarg; break;
 		case 'C': confirm = optarg; break;
 		case 'v': verify = 1; break;
+		case 'A': avail_roll = 1; break;
+		case 'D': dep_key = 1; break;
+		case 'X': cancel = 1; break;
+		case 'W': wait = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("ck-dep %s\n", CKFS_VERSION); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;
@@ -508,8 +875,10 @@ int main(int argc, char **argv)
 	}
 	const char *vol = argv[optind], *cmd = argv[optind + 1];
 	const char *name = nargs > 2 ? argv[optind + 2] : NULL;
-	static const char *const need_name[] = { "create", "show", "revoke", "purge" };
-	static const char *const known[] = { "create", "show", "revoke", "purge", "list", "status", "audit" };
+	static const char *const need_name[] = { "create", "show", "revoke", "purge", "roll",
+	                                         "recover", "verify-certificate" };
+	static const char *const known[] = { "create", "show", "revoke", "purge", "list", "status",
+	                                     "audit", "roll", "recover", "verify-certificate", "config" };
 	int ok = 0;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		ok |= !strcmp(cmd, known[i]);
@@ -536,7 +905,15 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "revoke"))
 		r = cmd_revoke(&v, name);
 	else if (!strcmp(cmd, "purge"))
-		r = cmd_purge(&v, name, confirm);
+		r = cmd_purge(&v, name, confirm, cancel);
+	else if (!strcmp(cmd, "roll"))
+		r = cmd_roll(&v, key_dir, name, cust, ncust, avail_roll, avail, dep_key);
+	else if (!strcmp(cmd, "recover"))
+		r = cmd_recover(&v, name, cust, ncust);
+	else if (!strcmp(cmd, "verify-certificate"))
+		r = cmd_verify_cert(&v, name);
+	else if (!strcmp(cmd, "config"))
+		r = cmd_config(&v, wait, json);
 	else
 		r = cmd_audit(&v, verify, json);
 	ck_volume_close(&v);
