@@ -4,7 +4,9 @@
  * it with -ERRNO (tests/unit/test_format.c and test_keyfile.c read the
  * directory and check every file). KIND is volume (ck_volume_hdr_decode),
  * keyfile (ck_keyfile_decode / ck_keyfile_read), dirid (ck_dirid_decode)
- * or filehdr (ck_file_hdr_parse).
+ * or filehdr (ck_file_hdr_parse). The files ok-KIND*.bin are the valid
+ * bases the cases are derived from, which the decoder must accept (so a
+ * case cannot pass only because its base was already broken).
  *
  * Layouts are written out here from docs/FORMAT.md, deliberately without
  * libck, and checksums use libxxhash directly: a file whose checksum is
@@ -56,6 +58,10 @@ static void vol_sum(uint8_t *b) { put64(b + 248, XXH64(b, 248, 0)); }
 static void volumes(void)
 {
 	uint8_t b[512] = { 0 };
+
+	/* The base every case below is derived from: valid by the spec. */
+	vol_base(b); vol_sum(b);
+	out("ok-volume", b, 256);
 
 	out("volume-EINVAL-empty", b, 0);
 	out("volume-EINVAL-tiny-magic-prefix", (const uint8_t *)"CKFS", 4);
@@ -151,6 +157,9 @@ static void dirids(void)
 {
 	uint8_t b[64] = { 0 };
 
+	dirid_base(b); dirid_sum(b);
+	out("ok-dirid", b, 32);
+
 	out("dirid-EINVAL-empty", b, 0);
 	memset(b, 0, 32);
 	out("dirid-EINVAL-all-zero", b, 32);
@@ -171,55 +180,75 @@ static void dirids(void)
 	out("dirid-EPROTONOSUPPORT-version-2", b, 32);
 }
 
-/* ---- file header (256 bytes; parse checks structure, not the MAC) ---- */
+/* ---- file header (512 bytes; parse checks structure, not the MAC) ----
+ * 0 "CKFH" | 4 version | 5 kind | 6 flags u16 | 8 file ID | 24 n_bind |
+ * 25..31 reserved | 32 bindings 20 x 16 | 352 size box [36] |
+ * 388..463 reserved | 464 tree ID | 480 HMAC [32] */
+#define FH_LEN 512
 static void fh_base(uint8_t *b)
 {
-	memset(b, 0, 256);
+	memset(b, 0, FH_LEN);
 	memcpy(b, "CKFH", 4);
 	b[4] = 1;
 	b[5] = 1;
 	fill(b + 8, 16, 5);
 	b[24] = 1;
 	fill(b + 32, 16, 6);
-	fill(b + 208, 16, 8);           /* tree ID */
-	fill(b + 224, 32, 7);
+	fill(b + 352, 36, 9);           /* size box (opening it needs the key) */
+	fill(b + 464, 16, 8);           /* tree ID */
+	fill(b + 480, 32, 7);           /* MAC */
 }
 
 static void filehdrs(void)
 {
-	uint8_t b[300] = { 0 };
+	uint8_t b[FH_LEN + 64] = { 0 };
+
+	fh_base(b);
+	out("ok-filehdr", b, FH_LEN);
+	b[24] = 20;                     /* every binding slot in use */
+	fill(b + 32, 20 * 16, 6);
+	out("ok-filehdr-20-bindings", b, FH_LEN);
 
 	out("filehdr-EINVAL-empty", b, 0);
-	memset(b, 0, 256);
-	out("filehdr-EINVAL-all-zero", b, 256);
+	memset(b, 0, FH_LEN);
+	out("filehdr-EINVAL-all-zero", b, FH_LEN);
 	fh_base(b); memcpy(b, "CKFI", 4);
-	out("filehdr-EINVAL-bad-magic", b, 256);
+	out("filehdr-EINVAL-bad-magic", b, FH_LEN);
 	/* A volume header where a file header should be. */
+	memset(b, 0, sizeof(b));
 	vol_base(b); vol_sum(b);
-	out("filehdr-EINVAL-volume-header", b, 256);
+	out("filehdr-EINVAL-volume-header", b, FH_LEN);
 	fh_base(b);
-	out("filehdr-EBADMSG-truncated-255", b, 255);
+	out("filehdr-EBADMSG-truncated-511", b, 511);
 	out("filehdr-EBADMSG-truncated-4", b, 4);
+	/* A header of the old 256-byte layout is cut short in this one. */
+	out("filehdr-EBADMSG-truncated-256", b, 256);
 	fh_base(b); b[4] = 2;
-	out("filehdr-EPROTONOSUPPORT-version-2", b, 256);
+	out("filehdr-EPROTONOSUPPORT-version-2", b, FH_LEN);
 	fh_base(b); b[4] = 0;
-	out("filehdr-EPROTONOSUPPORT-version-0", b, 256);
+	out("filehdr-EPROTONOSUPPORT-version-0", b, FH_LEN);
 	fh_base(b); b[5] = 2;
-	out("filehdr-EBADMSG-kind-2", b, 256);
+	out("filehdr-EBADMSG-kind-2", b, FH_LEN);
 	fh_base(b); b[5] = 0;
-	out("filehdr-EBADMSG-kind-0", b, 256);
-	fh_base(b); b[24] = 12;
-	out("filehdr-EBADMSG-n-bind-12", b, 256);
+	out("filehdr-EBADMSG-kind-0", b, FH_LEN);
+	fh_base(b); b[24] = 21;
+	out("filehdr-EBADMSG-n-bind-21", b, FH_LEN);
 	fh_base(b); b[24] = 255;
-	out("filehdr-EBADMSG-n-bind-255", b, 256);
+	out("filehdr-EBADMSG-n-bind-255", b, FH_LEN);
 	fh_base(b); b[7] = 0x80;
-	out("filehdr-EBADMSG-unknown-flag-0x8000", b, 256);
+	out("filehdr-EBADMSG-unknown-flag-0x8000", b, FH_LEN);
 	fh_base(b); b[6] = 0x02;
-	out("filehdr-EBADMSG-unknown-flag-0x0002", b, 256);
+	out("filehdr-EBADMSG-unknown-flag-0x0002", b, FH_LEN);
 	fh_base(b); b[28] = 1;
-	out("filehdr-EBADMSG-reserved-nonzero", b, 256);
+	out("filehdr-EBADMSG-reserved-nonzero", b, FH_LEN);
 	fh_base(b); b[48] = 1;     /* slot 1 while n_bind is 1 */
-	out("filehdr-EBADMSG-unused-binding-slot-nonzero", b, 256);
+	out("filehdr-EBADMSG-unused-binding-slot-nonzero", b, FH_LEN);
+	fh_base(b); b[351] = 1;    /* last byte of slot 19 */
+	out("filehdr-EBADMSG-last-binding-slot-nonzero", b, FH_LEN);
+	fh_base(b); b[388] = 1;    /* first byte after the size box */
+	out("filehdr-EBADMSG-reserved-after-size-box-nonzero", b, FH_LEN);
+	fh_base(b); b[463] = 0x80; /* last byte before the tree ID */
+	out("filehdr-EBADMSG-reserved-before-tree-id-nonzero", b, FH_LEN);
 }
 
 int main(int argc, char **argv)

@@ -1,6 +1,7 @@
 /* On-disk codecs of keys/format.h: volume header, directory IDs, file
- * headers and link bindings, content blocks, and the plaintext <-> backing
- * size arithmetic. Byte offsets come from docs/FORMAT.md. */
+ * headers, link bindings and the sealed plaintext size, content blocks, and
+ * the plaintext -> backing size arithmetic. Byte offsets come from
+ * docs/FORMAT.md. */
 #include "ck_test.h"
 #include "keys/crypto.h"
 #include "keys/format.h"
@@ -10,8 +11,13 @@
 
 /* docs/FORMAT.md, "Volume header" */
 enum { VH_VERSION = 8, VH_CREATED = 24, VH_MAC = 120, VH_MAC_END = 152, VH_SUM = 248 };
-/* docs/FORMAT.md, "File header" */
-enum { FH_VERSION = 4, FH_KIND = 5, FH_FLAGS = 6, FH_NBIND = 24, FH_MAC = 224 };
+/* docs/FORMAT.md, "File header, 512 bytes" */
+enum {
+	FH_VERSION = 4, FH_KIND = 5, FH_FLAGS = 6, FH_FILEID = 8, FH_NBIND = 24, FH_BIND = 32,
+	FH_SIZE = 352, FH_RESERVED2 = 388, FH_TREEID = 464, FH_MAC = 480, FH_LEN = 512,
+};
+/* docs/FORMAT.md, "Sealed plaintext size": the size box's AAD */
+enum { SIZE_AAD_LEN = 53 };
 
 static const uint8_t VOL_ID[CK_ID_LEN] = "volume-id-0123!";
 static const uint8_t TREE_ID[CK_ID_LEN] = "tree-id-abcdefg";
@@ -214,7 +220,7 @@ static void check_evil_volume(const char *name, const uint8_t *buf, size_t n, in
 static void volume_hdr_decode_rejects_every_evil_file(void **state)
 {
 	(void)state;
-	assert_true(ck_test_evil_each("volume", check_evil_volume, NULL) >= 10);
+	assert_true(ck_test_evil_each("volume", check_evil_volume, NULL) >= 20);
 }
 
 /* ---------------- directory IDs ---------------- */
@@ -306,8 +312,13 @@ static int fixture_teardown(void **state)
 	return 0;
 }
 
-static void sample_file_hdr(struct ck_file_hdr *h, int n_bind)
+/* A header with n_bind bindings and a size box sealed for size under the
+ * fixture's size key. */
+static void sample_file_hdr_sized(struct fixture *f, struct ck_file_hdr *h, int n_bind,
+                                  uint64_t size)
 {
+	struct ck_gcm *g;
+
 	memset(h, 0, sizeof(*h));
 	h->version = CK_FORMAT_VERSION;
 	h->kind = 1;
@@ -316,6 +327,39 @@ static void sample_file_hdr(struct ck_file_hdr *h, int n_bind)
 	h->n_bind = (uint8_t)n_bind;
 	for (int i = 0; i < n_bind; i++)
 		ck_test_fill(h->bind[i], CK_BINDING_LEN, (uint8_t)(100 + i));
+	assert_int_equal(ck_gcm_new(&g, f->keys.size), 0);
+	assert_int_equal(ck_file_size_seal(g, &f->ref, size, h->size_box), 0);
+	ck_gcm_free(g);
+}
+
+static void sample_file_hdr(struct fixture *f, struct ck_file_hdr *h, int n_bind)
+{
+	sample_file_hdr_sized(f, h, n_bind, 12345);
+}
+
+static uint64_t open_size_box(struct fixture *f, const struct ck_file_ref *ref,
+                              const uint8_t box[CK_SIZE_BOX_LEN], int *r)
+{
+	struct ck_gcm *g;
+	uint64_t size = 0xdeadbeef;
+
+	assert_int_equal(ck_gcm_new(&g, f->keys.size), 0);
+	*r = ck_file_size_open(g, ref, box, &size);
+	ck_gcm_free(g);
+	return size;
+}
+
+static void file_hdr_layout_constants_match_format_doc(void **state)
+{
+	(void)state;
+	assert_int_equal(CK_FILE_HDR_LEN, FH_LEN);
+	assert_int_equal(CK_MAX_LINKS, 20);
+	assert_int_equal(CK_BINDING_LEN, 16);
+	assert_int_equal(FH_BIND + CK_MAX_LINKS * CK_BINDING_LEN, FH_SIZE);
+	assert_int_equal(CK_SIZE_BOX_LEN, 36);
+	assert_int_equal(FH_SIZE + CK_SIZE_BOX_LEN, FH_RESERVED2);
+	assert_int_equal(FH_TREEID + CK_ID_LEN, FH_MAC);
+	assert_int_equal(FH_MAC + CK_HASH_LEN, FH_LEN);
 }
 
 static void file_hdr_encode_parse_verify_round_trips(void **state)
@@ -324,23 +368,53 @@ static void file_hdr_encode_parse_verify_round_trips(void **state)
 
 	for (int nb = 0; nb <= CK_MAX_LINKS; nb++) {
 		struct ck_file_hdr h, p;
-		uint8_t buf[CK_FILE_HDR_LEN];
+		uint8_t buf[CK_FILE_HDR_LEN], zero[FH_TREEID - FH_RESERVED2] = { 0 };
+		uint64_t size = (uint64_t)nb * 4097 + 1;
+		int r;
 
-		sample_file_hdr(&h, nb);
+		sample_file_hdr_sized(f, &h, nb, size);
 		assert_int_equal(ck_file_hdr_encode(&h, &f->ref, f->keys.header, buf), 0);
+		/* every field at its documented offset */
 		assert_memory_equal(buf, "CKFH", 4);
+		assert_int_equal(buf[FH_VERSION], 1);
+		assert_int_equal(buf[FH_KIND], 1);
+		assert_int_equal(ck_get16(buf + FH_FLAGS), CK_FILE_SPARSE);
+		assert_memory_equal(buf + FH_FILEID, FILE_ID, CK_ID_LEN);
+		assert_int_equal(buf[FH_NBIND], nb);
+		for (int i = FH_NBIND + 1; i < FH_BIND; i++)
+			assert_int_equal(buf[i], 0);
+		for (int i = 0; i < nb; i++)
+			assert_memory_equal(buf + FH_BIND + i * CK_BINDING_LEN, h.bind[i], CK_BINDING_LEN);
+		for (int i = FH_BIND + nb * CK_BINDING_LEN; i < FH_SIZE; i++)
+			assert_int_equal(buf[i], 0);
+		assert_memory_equal(buf + FH_SIZE, h.size_box, CK_SIZE_BOX_LEN);
+		assert_memory_equal(buf + FH_RESERVED2, zero, sizeof(zero));
+		/* the tree it was written for is recorded (offset 464) */
+		assert_memory_equal(buf + FH_TREEID, TREE_ID, CK_ID_LEN);
+
 		assert_int_equal(ck_file_hdr_parse(buf, sizeof(buf), &p), 0);
 		assert_int_equal(p.version, CK_FORMAT_VERSION);
 		assert_int_equal(p.kind, 1);
 		assert_int_equal(p.flags, CK_FILE_SPARSE);
 		assert_memory_equal(p.file_id, FILE_ID, CK_ID_LEN);
-		/* the tree it was written for is recorded (offset 208) */
 		assert_memory_equal(p.tree_id, TREE_ID, CK_ID_LEN);
-		assert_memory_equal(buf + 208, TREE_ID, CK_ID_LEN);
 		assert_int_equal(p.n_bind, nb);
 		for (int i = 0; i < nb; i++)
 			assert_memory_equal(p.bind[i], h.bind[i], CK_BINDING_LEN);
+		assert_memory_equal(p.size_box, h.size_box, CK_SIZE_BOX_LEN);
 		assert_int_equal(ck_file_hdr_verify(buf, &f->ref, f->keys.header), 0);
+		/* the parsed size box opens to the size that was sealed */
+		assert_true(open_size_box(f, &f->ref, p.size_box, &r) == size);
+		assert_int_equal(r, 0);
+		/* the MAC is the documented HMAC (header key, volume ID ||
+		 * tree ID || bytes 0..479) */
+		{
+			uint8_t mac[CK_HASH_LEN];
+			const void *parts[] = { VOL_ID, TREE_ID, buf };
+			size_t lens[] = { CK_ID_LEN, CK_ID_LEN, FH_MAC };
+			assert_int_equal(ck_hmac_sha256(f->keys.header, parts, lens, 3, mac), 0);
+			assert_memory_equal(buf + FH_MAC, mac, CK_HASH_LEN);
+		}
 		/* Parsing a longer buffer (the start of a backing file) works. */
 		{
 			uint8_t longer[CK_FILE_HDR_LEN + 100] = { 0 };
@@ -358,7 +432,7 @@ static void file_hdr_verify_rejects_wrong_volume_tree_or_key(void **state)
 	struct ck_file_ref other;
 	uint8_t buf[CK_FILE_HDR_LEN], other_id[CK_ID_LEN], key[CK_KEY_LEN];
 
-	sample_file_hdr(&h, 2);
+	sample_file_hdr(f, &h, 2);
 	assert_int_equal(ck_file_hdr_encode(&h, &f->ref, f->keys.header, buf), 0);
 
 	memcpy(other_id, VOL_ID, CK_ID_LEN);
@@ -399,7 +473,7 @@ static void file_hdr_verify_rejects_header_of_another_file(void **state)
 	other_id[3] ^= 0x55;
 	assert_int_equal(ck_file_keys_derive(&f->tree, other_id, &ok), 0);
 	oref.file_id = other_id;
-	sample_file_hdr(&h, 1);
+	sample_file_hdr(f, &h, 1);
 	memcpy(h.file_id, other_id, CK_ID_LEN);
 	assert_int_equal(ck_file_hdr_encode(&h, &oref, ok.header, buf), 0);
 	assert_int_equal(ck_file_hdr_verify(buf, &oref, ok.header), 0);
@@ -413,7 +487,7 @@ static void file_hdr_verify_rejects_flipped_byte_anywhere(void **state)
 	struct ck_file_hdr h;
 	uint8_t buf[CK_FILE_HDR_LEN];
 
-	sample_file_hdr(&h, 3);
+	sample_file_hdr(f, &h, 3);
 	assert_int_equal(ck_file_hdr_encode(&h, &f->ref, f->keys.header, buf), 0);
 	for (int i = 0; i < CK_FILE_HDR_LEN; i++) {
 		buf[i] ^= 0x04;
@@ -429,10 +503,14 @@ static void file_hdr_encode_rejects_too_many_bindings_and_unknown_flags(void **s
 	struct ck_file_hdr h;
 	uint8_t buf[CK_FILE_HDR_LEN];
 
-	sample_file_hdr(&h, CK_MAX_LINKS);
+	/* 20 bindings fit; a 21st does not */
+	sample_file_hdr(f, &h, CK_MAX_LINKS);
+	assert_int_equal(ck_file_hdr_encode(&h, &f->ref, f->keys.header, buf), 0);
 	h.n_bind = CK_MAX_LINKS + 1;
 	assert_int_equal(ck_file_hdr_encode(&h, &f->ref, f->keys.header, buf), -EINVAL);
-	sample_file_hdr(&h, 0);
+	h.n_bind = 255;
+	assert_int_equal(ck_file_hdr_encode(&h, &f->ref, f->keys.header, buf), -EINVAL);
+	sample_file_hdr(f, &h, 0);
 	h.flags = 0x0002;
 	assert_int_equal(ck_file_hdr_encode(&h, &f->ref, f->keys.header, buf), -EINVAL);
 }
@@ -443,7 +521,7 @@ static void file_hdr_parse_rejects_bad_fields(void **state)
 	struct ck_file_hdr h, p;
 	uint8_t buf[CK_FILE_HDR_LEN], good[CK_FILE_HDR_LEN];
 
-	sample_file_hdr(&h, 1);
+	sample_file_hdr(f, &h, 1);
 	assert_int_equal(ck_file_hdr_encode(&h, &f->ref, f->keys.header, good), 0);
 
 	memcpy(buf, good, sizeof(buf));
@@ -461,20 +539,86 @@ static void file_hdr_parse_rejects_bad_fields(void **state)
 	memcpy(buf, good, sizeof(buf));
 	ck_put16(buf + FH_FLAGS, 0x0100);
 	assert_int_equal(ck_file_hdr_parse(buf, sizeof(buf), &p), -EBADMSG);
-	/* reserved bytes after n_bind, and binding slots not in use */
-	for (int i = FH_NBIND + 1; i < 32; i++) {
+	memcpy(buf, good, sizeof(buf));
+	buf[FH_NBIND] = 255;
+	assert_int_equal(ck_file_hdr_parse(buf, sizeof(buf), &p), -EBADMSG);
+	/* reserved bytes after n_bind (25..31), binding slots not in use
+	 * (here 1..19: bytes 48..351), and reserved bytes 388..463 */
+	for (int i = FH_NBIND + 1; i < FH_BIND; i++) {
 		memcpy(buf, good, sizeof(buf));
 		buf[i] = 1;
 		assert_int_equal(ck_file_hdr_parse(buf, sizeof(buf), &p), -EBADMSG);
 	}
-	for (int i = 32 + CK_BINDING_LEN; i < 32 + CK_MAX_LINKS * CK_BINDING_LEN; i += 7) {
+	for (int i = FH_BIND + CK_BINDING_LEN; i < FH_SIZE; i++) {
 		memcpy(buf, good, sizeof(buf));
 		buf[i] = 0x80;
 		assert_int_equal(ck_file_hdr_parse(buf, sizeof(buf), &p), -EBADMSG);
 	}
+	for (int i = FH_RESERVED2; i < FH_TREEID; i++) {
+		memcpy(buf, good, sizeof(buf));
+		buf[i] = (uint8_t)(1u << (i % 8));
+		assert_int_equal(ck_file_hdr_parse(buf, sizeof(buf), &p), -EBADMSG);
+	}
+	/* The size box, tree ID and MAC are not checked by parse (they need
+	 * keys); any value there parses. */
+	for (int i = FH_SIZE; i < FH_RESERVED2; i++) {
+		memcpy(buf, good, sizeof(buf));
+		buf[i] ^= 0xff;
+		assert_int_equal(ck_file_hdr_parse(buf, sizeof(buf), &p), 0);
+	}
+	for (int i = FH_TREEID; i < FH_LEN; i++) {
+		memcpy(buf, good, sizeof(buf));
+		buf[i] ^= 0xff;
+		assert_int_equal(ck_file_hdr_parse(buf, sizeof(buf), &p), 0);
+	}
+	/* Cut short, including a header of the old 256-byte layout. */
 	for (size_t n = 4; n < CK_FILE_HDR_LEN; n += 13)
 		assert_int_equal(ck_file_hdr_parse(good, n, &p), -EBADMSG);
+	assert_int_equal(ck_file_hdr_parse(good, 256, &p), -EBADMSG);
+	assert_int_equal(ck_file_hdr_parse(good, CK_FILE_HDR_LEN - 1, &p), -EBADMSG);
 	assert_int_equal(ck_file_hdr_parse(good, 3, &p), -EINVAL);
+}
+
+/* Every parse failure above is also a verify failure for a header that
+ * was edited after it was written: reserved bytes are under the MAC. */
+static void file_hdr_verify_rejects_nonzero_reserved_bytes(void **state)
+{
+	struct fixture *f = *state;
+	struct ck_file_hdr h;
+	uint8_t buf[CK_FILE_HDR_LEN];
+
+	sample_file_hdr(f, &h, CK_MAX_LINKS);
+	assert_int_equal(ck_file_hdr_encode(&h, &f->ref, f->keys.header, buf), 0);
+	for (int i = FH_RESERVED2; i < FH_TREEID; i += 5) {
+		buf[i] = 0x01;
+		assert_int_equal(ck_file_hdr_verify(buf, &f->ref, f->keys.header), -EBADMSG);
+		buf[i] = 0;
+	}
+	for (int i = FH_NBIND + 1; i < FH_BIND; i++) {
+		buf[i] = 0x01;
+		assert_int_equal(ck_file_hdr_verify(buf, &f->ref, f->keys.header), -EBADMSG);
+		buf[i] = 0;
+	}
+	assert_int_equal(ck_file_hdr_verify(buf, &f->ref, f->keys.header), 0);
+}
+
+/* A header whose size box was replaced by another box of the same file
+ * (a valid one, e.g. from an older copy) fails the header MAC; the box
+ * alone cannot be rolled back without the header around it. */
+static void file_hdr_verify_rejects_swapped_size_box(void **state)
+{
+	struct fixture *f = *state;
+	struct ck_file_hdr h, old;
+	uint8_t buf[CK_FILE_HDR_LEN];
+	int r;
+
+	sample_file_hdr_sized(f, &old, 1, 100);
+	sample_file_hdr_sized(f, &h, 1, 9000);
+	assert_int_equal(ck_file_hdr_encode(&h, &f->ref, f->keys.header, buf), 0);
+	memcpy(buf + FH_SIZE, old.size_box, CK_SIZE_BOX_LEN);
+	assert_true(open_size_box(f, &f->ref, buf + FH_SIZE, &r) == 100);
+	assert_int_equal(r, 0);
+	assert_int_equal(ck_file_hdr_verify(buf, &f->ref, f->keys.header), -EBADMSG);
 }
 
 static void check_evil_filehdr(const char *name, const uint8_t *buf, size_t n, int want, void *arg)
@@ -490,7 +634,40 @@ static void check_evil_filehdr(const char *name, const uint8_t *buf, size_t n, i
 static void file_hdr_parse_rejects_every_evil_file(void **state)
 {
 	(void)state;
-	assert_true(ck_test_evil_each("filehdr", check_evil_filehdr, NULL) >= 5);
+	assert_true(ck_test_evil_each("filehdr", check_evil_filehdr, NULL) >= 20);
+}
+
+/* The bases of the evil files are valid, so each case fails for its own
+ * reason (tests/evil/README). */
+static size_t read_evil_ok(const char *name, uint8_t *buf, size_t cap)
+{
+	char *path = ck_test_path(ck_test_evil_dir, name);
+	size_t n = ck_test_read_file(path, buf, cap);
+
+	free(path);
+	return n;
+}
+
+static void evil_bases_are_accepted(void **state)
+{
+	uint8_t buf[1024], id[CK_ID_LEN];
+	struct ck_volume_hdr vh;
+	struct ck_file_hdr fh;
+	size_t n;
+
+	(void)state;
+	n = read_evil_ok("ok-volume.bin", buf, sizeof(buf));
+	assert_int_equal(ck_volume_hdr_decode(buf, n, &vh), 0);
+	n = read_evil_ok("ok-dirid.bin", buf, sizeof(buf));
+	assert_int_equal(ck_dirid_decode(buf, n, id), 0);
+	n = read_evil_ok("ok-filehdr.bin", buf, sizeof(buf));
+	assert_int_equal(n, CK_FILE_HDR_LEN);
+	assert_int_equal(ck_file_hdr_parse(buf, n, &fh), 0);
+	assert_int_equal(fh.n_bind, 1);
+	n = read_evil_ok("ok-filehdr-20-bindings.bin", buf, sizeof(buf));
+	assert_int_equal(ck_file_hdr_parse(buf, n, &fh), 0);
+	assert_int_equal(fh.n_bind, CK_MAX_LINKS);
+	assert_memory_equal(fh.bind[CK_MAX_LINKS - 1], buf + 32 + 19 * 16, CK_BINDING_LEN);
 }
 
 static void binding_depends_on_key_directory_and_name(void **state)
@@ -516,7 +693,7 @@ static void binding_depends_on_key_directory_and_name(void **state)
 	assert_memory_not_equal(a, b, CK_BINDING_LEN);
 }
 
-static void bindings_add_has_del_and_twelfth_is_emlink(void **state)
+static void bindings_add_has_del_and_twenty_first_is_emlink(void **state)
 {
 	struct fixture *f = *state;
 	struct ck_file_hdr h;
@@ -528,7 +705,7 @@ static void bindings_add_has_del_and_twelfth_is_emlink(void **state)
 		int n = snprintf(name, sizeof(name), "link%d", i);
 		assert_int_equal(ck_binding(f->keys.header, dir, name, (size_t)n, b[i]), 0);
 	}
-	sample_file_hdr(&h, 0);
+	sample_file_hdr(f, &h, 0);
 	for (int i = 0; i < CK_MAX_LINKS; i++) {
 		assert_int_equal(ck_file_hdr_has_binding(&h, b[i]), 0);
 		assert_int_equal(ck_file_hdr_add_binding(&h, b[i]), 0);
@@ -576,6 +753,182 @@ static void bindings_add_has_del_and_twelfth_is_emlink(void **state)
 	for (int i = 0; i <= CK_MAX_LINKS; i++)
 		ck_file_hdr_del_binding(&h, b[i]);
 	assert_int_equal(h.n_bind, 0);
+}
+
+/* ---------------- sealed plaintext size ---------------- */
+
+static void size_box_seal_open_round_trips(void **state)
+{
+	struct fixture *f = *state;
+	static const uint64_t sizes[] = {
+		0, 1, 4095, 4096, 4097, 8192, 1000000, 5000000000ull, (1ull << 40) + 12345,
+		(uint64_t)INT64_MAX / 2,         /* the largest size a box may hold */
+	};
+	uint8_t box[CK_SIZE_BOX_LEN], again[CK_SIZE_BOX_LEN];
+	struct ck_gcm *g;
+
+	assert_int_equal(ck_gcm_new(&g, f->keys.size), 0);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint64_t got = 0;
+
+		assert_int_equal(ck_file_size_seal(g, &f->ref, sizes[i], box), 0);
+		assert_int_equal(ck_file_size_open(g, &f->ref, box, &got), 0);
+		assert_true(got == sizes[i]);
+		/* A fresh nonce every time: sealing the same size twice gives
+		 * different boxes, so equal sizes do not look equal. */
+		assert_int_equal(ck_file_size_seal(g, &f->ref, sizes[i], again), 0);
+		assert_memory_not_equal(box, again, CK_GCM_NONCE_LEN);
+		assert_memory_not_equal(box + CK_GCM_NONCE_LEN, again + CK_GCM_NONCE_LEN, 8 + 16);
+		assert_int_equal(ck_file_size_open(g, &f->ref, again, &got), 0);
+		assert_true(got == sizes[i]);
+	}
+	ck_gcm_free(g);
+}
+
+/* The box is exactly what docs/FORMAT.md says: nonce[12] || AES-256-GCM(
+ * size key, u64 LE size)[8] || tag[16], AAD = version u8 || volume ID ||
+ * tree ID || file ID || "size" (53 bytes). Opened here with ck_gcm_open
+ * and a hand-built AAD, and sealed by hand and opened by libck. */
+static void size_box_is_the_documented_gcm_box(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t box[CK_SIZE_BOX_LEN], aad[SIZE_AAD_LEN], pt[8], want[8];
+	uint64_t size = 0x0102030405060708ull, got = 0;
+	struct ck_gcm *g;
+
+	aad[0] = 1;
+	memcpy(aad + 1, VOL_ID, CK_ID_LEN);
+	memcpy(aad + 17, TREE_ID, CK_ID_LEN);
+	memcpy(aad + 33, FILE_ID, CK_ID_LEN);
+	memcpy(aad + 49, "size", 4);
+	ck_put64(want, size);
+	assert_int_equal(ck_gcm_new(&g, f->keys.size), 0);
+
+	assert_int_equal(ck_file_size_seal(g, &f->ref, size, box), 0);
+	assert_int_equal(ck_gcm_open(g, box, aad, sizeof(aad), box + 12, 8, pt, box + 20), 0);
+	assert_memory_equal(pt, want, 8);
+	/* the AAD without "size", or with another version byte, is not it */
+	assert_int_equal(ck_gcm_open(g, box, aad, 49, box + 12, 8, pt, box + 20), -EBADMSG);
+	aad[0] = 2;
+	assert_int_equal(ck_gcm_open(g, box, aad, sizeof(aad), box + 12, 8, pt, box + 20), -EBADMSG);
+	aad[0] = 1;
+
+	memset(box, 0x5a, CK_GCM_NONCE_LEN);
+	ck_put64(pt, 777);
+	assert_int_equal(ck_gcm_seal(g, box, aad, sizeof(aad), pt, 8, box + 12, box + 20), 0);
+	assert_int_equal(ck_file_size_open(g, &f->ref, box, &got), 0);
+	assert_true(got == 777);
+	ck_gcm_free(g);
+}
+
+static void size_box_open_rejects_flipped_byte_anywhere(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t box[CK_SIZE_BOX_LEN];
+	uint64_t got;
+	struct ck_gcm *g;
+
+	assert_int_equal(ck_gcm_new(&g, f->keys.size), 0);
+	assert_int_equal(ck_file_size_seal(g, &f->ref, 4097, box), 0);
+	for (int i = 0; i < CK_SIZE_BOX_LEN; i++) {
+		for (int bit = 0; bit < 8; bit += 3) {
+			box[i] ^= (uint8_t)(1 << bit);
+			assert_int_equal(ck_file_size_open(g, &f->ref, box, &got), -EBADMSG);
+			box[i] ^= (uint8_t)(1 << bit);
+		}
+	}
+	/* all zero (a header whose box was wiped) */
+	{
+		uint8_t zero[CK_SIZE_BOX_LEN] = { 0 };
+		assert_int_equal(ck_file_size_open(g, &f->ref, zero, &got), -EBADMSG);
+	}
+	assert_int_equal(ck_file_size_open(g, &f->ref, box, &got), 0);
+	assert_true(got == 4097);
+	ck_gcm_free(g);
+}
+
+static void size_box_open_rejects_wrong_ref_or_key(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t box[CK_SIZE_BOX_LEN], id[CK_ID_LEN];
+	struct ck_file_ref r;
+	struct ck_gcm *g, *wrong;
+	uint64_t got;
+
+	assert_int_equal(ck_gcm_new(&g, f->keys.size), 0);
+	assert_int_equal(ck_file_size_seal(g, &f->ref, 5000, box), 0);
+
+	memcpy(id, FILE_ID, CK_ID_LEN); id[0] ^= 1;
+	r = f->ref; r.file_id = id;
+	assert_int_equal(ck_file_size_open(g, &r, box, &got), -EBADMSG);
+	memcpy(id, TREE_ID, CK_ID_LEN); id[15] ^= 0x80;
+	r = f->ref; r.tree_id = id;
+	assert_int_equal(ck_file_size_open(g, &r, box, &got), -EBADMSG);
+	memcpy(id, VOL_ID, CK_ID_LEN); id[7] ^= 0x10;
+	r = f->ref; r.volume_id = id;
+	assert_int_equal(ck_file_size_open(g, &r, box, &got), -EBADMSG);
+	/* volume and tree IDs swapped */
+	r = f->ref; r.volume_id = TREE_ID; r.tree_id = VOL_ID;
+	assert_int_equal(ck_file_size_open(g, &r, box, &got), -EBADMSG);
+
+	/* The size key is its own key: neither the content nor the header
+	 * key opens the box. */
+	assert_memory_not_equal(f->keys.size, f->keys.content, CK_KEY_LEN);
+	assert_memory_not_equal(f->keys.size, f->keys.header, CK_KEY_LEN);
+	assert_int_equal(ck_gcm_new(&wrong, f->keys.content), 0);
+	assert_int_equal(ck_file_size_open(wrong, &f->ref, box, &got), -EBADMSG);
+	ck_gcm_free(wrong);
+	assert_int_equal(ck_gcm_new(&wrong, f->keys.header), 0);
+	assert_int_equal(ck_file_size_open(wrong, &f->ref, box, &got), -EBADMSG);
+	ck_gcm_free(wrong);
+
+	assert_int_equal(ck_file_size_open(g, &f->ref, box, &got), 0);
+	assert_true(got == 5000);
+	ck_gcm_free(g);
+}
+
+/* The box of another file (its own key and file ID) does not open as
+ * this file's, even when copied into this file's header. */
+static void size_box_of_another_file_is_rejected(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t other_id[CK_ID_LEN], box[CK_SIZE_BOX_LEN];
+	struct ck_file_keys ok;
+	struct ck_file_ref oref = f->ref;
+	struct ck_gcm *og;
+	int r;
+
+	memcpy(other_id, FILE_ID, CK_ID_LEN);
+	other_id[5] ^= 0x33;
+	oref.file_id = other_id;
+	assert_int_equal(ck_file_keys_derive(&f->tree, other_id, &ok), 0);
+	assert_memory_not_equal(ok.size, f->keys.size, CK_KEY_LEN);
+	assert_int_equal(ck_gcm_new(&og, ok.size), 0);
+	assert_int_equal(ck_file_size_seal(og, &oref, 42, box), 0);
+	(void)open_size_box(f, &f->ref, box, &r);
+	assert_int_equal(r, -EBADMSG);
+	ck_gcm_free(og);
+	ck_file_keys_release(&ok);
+}
+
+/* A box that authenticates but holds a size beyond 2^62 - 1 (more than
+ * off_t and the block arithmetic hold) is corrupt. */
+static void size_box_open_rejects_impossible_sizes(void **state)
+{
+	struct fixture *f = *state;
+	static const uint64_t sizes[] = {
+		(uint64_t)INT64_MAX / 2 + 1, (uint64_t)INT64_MAX, 1ull << 63, UINT64_MAX,
+	};
+	uint8_t box[CK_SIZE_BOX_LEN];
+	struct ck_gcm *g;
+	uint64_t got;
+
+	assert_int_equal(ck_gcm_new(&g, f->keys.size), 0);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		assert_int_equal(ck_file_size_seal(g, &f->ref, sizes[i], box), 0);
+		assert_int_equal(ck_file_size_open(g, &f->ref, box, &got), -EBADMSG);
+	}
+	ck_gcm_free(g);
 }
 
 /* ---------------- content blocks ---------------- */
@@ -767,77 +1120,83 @@ static void block_is_hole_only_for_all_zero_bytes(void **state)
 	assert_int_equal(ck_block_is_hole(b, sizeof(b) - 1), 1);
 }
 
-/* ---------------- plaintext and backing sizes ---------------- */
+/* ---------------- backing sizes ---------------- */
 
+/* docs/FORMAT.md, "Backing size": header 512, then final_block(S) + 1 full
+ * blocks of 4124 bytes (12 nonce + 4096 + 16 tag). */
 static void backing_size_matches_format_doc(void **state)
 {
 	(void)state;
-	/* header 256, + per block 12 nonce + 16 tag; full blocks 4124 bytes */
+	assert_int_equal(CK_BLOCK_SIZE, 4096);
+	assert_int_equal(CK_BLOCK_OVERHEAD, 28);
 	assert_int_equal(CK_CBLOCK_SIZE, 4124);
-	assert_int_equal(ck_backing_size(0), 284);
-	assert_int_equal(ck_backing_size(1), 285);
-	assert_int_equal(ck_backing_size(4095), 256 + 4123);
-	assert_int_equal(ck_backing_size(4096), 256 + 4124);
-	assert_int_equal(ck_backing_size(4097), 256 + 4124 + 29);
-	assert_int_equal(ck_backing_size(8192), 256 + 2 * 4124);
-	assert_int_equal(ck_backing_size(8193), 256 + 2 * 4124 + 29);
-	/* 5e9 = 1220703 full blocks + 512 bytes */
-	assert_true(ck_backing_size(5000000000ull) == 256ull + 1220703ull * 4124 + 512 + 28);
+	/* an empty file: the header and one full block (of zeros, marked last) */
+	assert_int_equal(ck_backing_size(0), 512 + 4124);
+	assert_int_equal(ck_backing_size(1), 512 + 4124);
+	assert_int_equal(ck_backing_size(100), 512 + 4124);
+	assert_int_equal(ck_backing_size(4095), 512 + 4124);
+	assert_int_equal(ck_backing_size(4096), 512 + 4124);
+	assert_int_equal(ck_backing_size(4097), 512 + 2 * 4124);
+	assert_int_equal(ck_backing_size(8192), 512 + 2 * 4124);
+	assert_int_equal(ck_backing_size(8193), 512 + 3 * 4124);
+	/* 5e9 = 1220703 full blocks + 512 bytes: 1220704 blocks */
+	assert_true(ck_backing_size(5000000000ull) == 512ull + 1220704ull * 4124);
 	assert_int_equal(ck_final_block(0), 0);
+	assert_int_equal(ck_final_block(1), 0);
 	assert_int_equal(ck_final_block(4096), 0);
 	assert_int_equal(ck_final_block(4097), 1);
-	assert_int_equal(ck_block_offset(0), 256);
-	assert_int_equal(ck_block_offset(3), 256 + 3 * 4124);
+	assert_int_equal(ck_final_block(8192), 1);
+	assert_int_equal(ck_final_block(8193), 2);
+	assert_int_equal(ck_block_offset(0), 512);
+	assert_int_equal(ck_block_offset(1), 512 + 4124);
+	assert_int_equal(ck_block_offset(3), 512 + 3 * 4124);
+	assert_true(ck_backing_size(5000000000ull) == ck_block_offset(1220704));
 }
 
-static void plain_size_inverts_backing_size(void **state)
+/* The backing size shows the size only rounded to blocks: every size in
+ * 1..4096 gives the same backing size (and 0 too), every size in
+ * 4097..8192 the next, and so on. */
+static void backing_size_is_rounded_to_whole_blocks(void **state)
 {
-	static const uint64_t sizes[] = {
-		0, 1, 27, 28, 29, 4095, 4096, 4097, 8191, 8192, 8193, 12288,
-		1000000, 5000000000ull, (1ull << 40) + 12345,
+	(void)state;
+	for (uint64_t s = 0; s <= CK_BLOCK_SIZE; s++)
+		assert_true(ck_backing_size(s) == 512 + 4124);
+	for (uint64_t s = CK_BLOCK_SIZE + 1; s <= 2 * CK_BLOCK_SIZE; s++)
+		assert_true(ck_backing_size(s) == 512 + 2 * 4124);
+	for (uint64_t s = 2 * CK_BLOCK_SIZE + 1; s <= 3 * CK_BLOCK_SIZE; s++)
+		assert_true(ck_backing_size(s) == 512 + 3 * 4124);
+	for (uint64_t s = 0; s <= 8 * CK_BLOCK_SIZE + 3; s++) {
+		uint64_t b = ck_backing_size(s);
+		/* header plus whole blocks, never a partial block */
+		assert_true(b >= 512 + 4124);
+		assert_true((b - 512) % 4124 == 0);
+		/* the number of blocks is final_block + 1 */
+		assert_true((b - 512) / 4124 == ck_final_block(s) + 1);
+		/* never decreasing; steps of exactly one block at boundaries */
+		if (s > 0) {
+			uint64_t prev = ck_backing_size(s - 1);
+			if (s > 1 && (s - 1) % CK_BLOCK_SIZE == 0)
+				assert_true(b == prev + 4124);
+			else
+				assert_true(b == prev);
+		}
+	}
+}
+
+static void backing_size_of_the_largest_sizes_does_not_overflow(void **state)
+{
+	static const uint64_t big[] = {
+		(1ull << 40) + 12345, (1ull << 52), (uint64_t)INT64_MAX / 2,
 	};
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
-		assert_true(ck_plain_size(ck_backing_size(sizes[i])) == (int64_t)sizes[i]);
-	for (uint64_t s = 0; s <= 4 * CK_BLOCK_SIZE + 3; s++)
-		assert_true(ck_plain_size(ck_backing_size(s)) == (int64_t)s);
-	/* backing_size is strictly increasing, so no two sizes collide */
-	for (uint64_t s = 1; s <= 3 * CK_BLOCK_SIZE; s++)
-		assert_true(ck_backing_size(s) > ck_backing_size(s - 1));
-}
-
-static void plain_size_rejects_impossible_backing_sizes(void **state)
-{
-	(void)state;
-	/* shorter than header + an empty final block */
-	for (uint64_t b = 0; b < 284; b++)
-		assert_int_equal(ck_plain_size(b), -EBADMSG);
-	for (uint64_t k = 1; k <= 3; k++) {
-		uint64_t base = 256 + k * 4124;
-		/* a final block shorter than nonce + tag */
-		for (uint64_t r = 1; r < 28; r++)
-			assert_int_equal(ck_plain_size(base + r), -EBADMSG);
-		/* a final block holding 0 plaintext bytes that is not block 0:
-		 * a file of k full blocks ends with a full block instead */
-		assert_int_equal(ck_plain_size(base + 28), -EBADMSG);
-		assert_true(ck_plain_size(base + 29) == (int64_t)(k * 4096 + 1));
-		assert_true(ck_plain_size(base) == (int64_t)(k * 4096));
-	}
-	assert_int_equal(ck_plain_size(256 + 1220703ull * 4124 + 27), -EBADMSG);
-	/* Every backing size either is rejected or is exactly the backing size
-	 * of the plaintext size it maps to. */
-	for (uint64_t b = 0; b < 256 + 3 * 4124 + 64; b++) {
-		int64_t p = ck_plain_size(b);
-		if (p < 0)
-			assert_int_equal(p, -EBADMSG);
-		else
-			assert_true(ck_backing_size((uint64_t)p) == b);
-	}
-	/* Largest st_size there can be: valid, or rejected, never garbage. */
-	{
-		int64_t p = ck_plain_size(INT64_MAX);
-		assert_true(p == -EBADMSG || (p > 0 && ck_backing_size((uint64_t)p) == INT64_MAX));
+	for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++) {
+		uint64_t s = big[i], b = ck_backing_size(s);
+		uint64_t blocks = (s - 1) / CK_BLOCK_SIZE + 1;
+		assert_true(b == 512 + blocks * 4124);
+		/* fits an off_t */
+		assert_true(b <= (uint64_t)INT64_MAX);
+		assert_true(b > s);
 	}
 }
 
@@ -856,6 +1215,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(dirid_encode_decode_round_trips),
 		cmocka_unit_test(dirid_decode_rejects_flipped_byte_anywhere),
 		cmocka_unit_test(dirid_decode_rejects_every_evil_file),
+		cmocka_unit_test(file_hdr_layout_constants_match_format_doc),
 		cmocka_unit_test_setup_teardown(file_hdr_encode_parse_verify_round_trips,
 		                                fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(file_hdr_verify_rejects_wrong_volume_tree_or_key,
@@ -868,10 +1228,27 @@ int main(int argc, char **argv)
 		                                fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(file_hdr_parse_rejects_bad_fields,
 		                                fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(file_hdr_verify_rejects_nonzero_reserved_bytes,
+		                                fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(file_hdr_verify_rejects_swapped_size_box,
+		                                fixture_setup, fixture_teardown),
 		cmocka_unit_test(file_hdr_parse_rejects_every_evil_file),
+		cmocka_unit_test(evil_bases_are_accepted),
 		cmocka_unit_test_setup_teardown(binding_depends_on_key_directory_and_name,
 		                                fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(bindings_add_has_del_and_twelfth_is_emlink,
+		cmocka_unit_test_setup_teardown(bindings_add_has_del_and_twenty_first_is_emlink,
+		                                fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(size_box_seal_open_round_trips,
+		                                fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(size_box_is_the_documented_gcm_box,
+		                                fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(size_box_open_rejects_flipped_byte_anywhere,
+		                                fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(size_box_open_rejects_wrong_ref_or_key,
+		                                fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(size_box_of_another_file_is_rejected,
+		                                fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(size_box_open_rejects_impossible_sizes,
 		                                fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(block_seal_open_round_trips_boundary_sizes,
 		                                fixture_setup, fixture_teardown),
@@ -891,8 +1268,8 @@ int main(int argc, char **argv)
 		                                fixture_setup, fixture_teardown),
 		cmocka_unit_test(block_is_hole_only_for_all_zero_bytes),
 		cmocka_unit_test(backing_size_matches_format_doc),
-		cmocka_unit_test(plain_size_inverts_backing_size),
-		cmocka_unit_test(plain_size_rejects_impossible_backing_sizes),
+		cmocka_unit_test(backing_size_is_rounded_to_whole_blocks),
+		cmocka_unit_test(backing_size_of_the_largest_sizes_does_not_overflow),
 	};
 
 	ck_test_set_evil_dir(argc, argv);

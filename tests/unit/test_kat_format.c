@@ -2,9 +2,12 @@
  * on-disk format (a layout, a KDF label, an AAD, an encoding) cannot go
  * unnoticed: with fixed keys and IDs, every deterministic structure must
  * come out byte for byte as recorded in tests/vectors/format_v1.h, and
- * every recorded randomized ciphertext (content blocks, symlink targets,
- * xattr values: their nonces are random) must still open to the fixed
- * plaintext.
+ * every recorded randomized ciphertext (content blocks, sealed sizes,
+ * symlink targets, xattr values, a DEP record: their nonces are random)
+ * must still open to the fixed plaintext. The file header's size box is
+ * randomized too: the tests take it from the recorded header and compare
+ * every other byte. The recorded audit log (written once by libck, with
+ * its time, host and pid) must still verify and be continued.
  *
  * The same file, compiled with -DCK_GENERATE_VECTORS, is the generator
  * (meson target gen_format_v1). Regenerate ONLY for a deliberate format
@@ -14,7 +17,9 @@
  * A regenerated file differs in the randomized ciphertexts even without a
  * format change; that is expected. */
 #include "ck_test.h"
+#include "keys/audit.h"
 #include "keys/crypto.h"
+#include "keys/dep.h"
 #include "keys/format.h"
 #include "keys/kdf_labels.h"
 #include "keys/keyfile.h"
@@ -22,6 +27,7 @@
 #include "keys/secmem.h"
 #include "keys/tree.h"
 #include "keys/util.h"
+#include "keys/volume.h"
 #ifndef CK_GENERATE_VECTORS
 #include "tests/vectors/format_v1.h"
 #endif
@@ -39,6 +45,23 @@
 #define IN_XATTR_NAME "user.mime_type"
 #define IN_XATTR_VAL  "message/rfc822; charset=utf-8"
 #define IN_LAST_LEN   100   /* plaintext bytes in block 1, the final block */
+/* the recorded file: block 0 full, block 1 final with IN_LAST_LEN bytes */
+#define IN_FILE_SIZE  (CK_BLOCK_SIZE + IN_LAST_LEN)
+/* a DEP record (docs/FORMAT.md, "Key records") */
+#define IN_DEP_ID     "909192939495969798999a9b9c9d9e9f"
+#define IN_DEP_NAME   "acme-mail"
+#define IN_DEP_STATE  CK_DEP_REVOKED
+#define IN_DEP_CREATED 1764000000ull
+#define IN_DEP_CHANGED 1764003600ull
+#define IN_DEP_PURGE_AFTER 1766592000ull
+#define IN_DEP_GENERATION 7ull
+#define IN_WRAP0_URI  "exec:/usr/libexec/ckfs/kms-helper?key=acme"
+#define IN_WRAP0_TIME 1764003599ull
+#define IN_WRAP0_BLOB "4b4d532d777261707065642d6b65792d30303031" /* provider's own form */
+#define IN_WRAP1_URI  "file:availability"
+/* wrap 1 holds IN_DEP_KEY wrapped (RFC 5649) under IN_AVAIL_KEK */
+#define IN_DEP_KEY    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+#define IN_AVAIL_KEK  "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
 
 /* Plaintext names: literal, or `rep` repeated `n` times. */
 static const struct { const char *lit; char rep; size_t n; } in_names[] = {
@@ -83,7 +106,10 @@ struct kat {
 	uint8_t keyfile[CK_KEYFILE_LEN];
 	uint8_t dirid[CK_DIRID_LEN];
 	uint8_t bind_cur[CK_BINDING_LEN], bind_new[CK_BINDING_LEN];
+	uint8_t size_box[CK_SIZE_BOX_LEN];  /* sealed IN_FILE_SIZE (random nonce) */
 	uint8_t file_hdr[CK_FILE_HDR_LEN];
+	struct ck_dep dep;
+	struct ck_volume vol;               /* only record_key and audit_key set */
 	struct ck_tree tree;
 	struct ck_file_keys fk;
 	struct ck_file_ref ref;
@@ -152,7 +178,58 @@ static void kat_compute(struct kat *k)
 	memcpy(fh.file_id, k->file_id, CK_ID_LEN);
 	assert_int_equal(ck_file_hdr_add_binding(&fh, k->bind_cur), 0);
 	assert_int_equal(ck_file_hdr_add_binding(&fh, k->bind_new), 0);
+	/* The size box has a random nonce: the generator seals a fresh one,
+	 * the tests take the recorded one (bytes 352..387 of KAT_FILE_HDR) so
+	 * that every other byte of the header is compared exactly. */
+#ifdef CK_GENERATE_VECTORS
+	{
+		struct ck_gcm *g;
+		assert_int_equal(ck_gcm_new(&g, k->fk.size), 0);
+		assert_int_equal(ck_file_size_seal(g, &k->ref, IN_FILE_SIZE, k->size_box), 0);
+		ck_gcm_free(g);
+	}
+#else
+	{
+		uint8_t rec[CK_FILE_HDR_LEN];
+		assert_int_equal(unhex(KAT_FILE_HDR, rec, sizeof(rec)), CK_FILE_HDR_LEN);
+		memcpy(k->size_box, rec + 352, CK_SIZE_BOX_LEN);
+	}
+#endif
+	memcpy(fh.size_box, k->size_box, CK_SIZE_BOX_LEN);
 	assert_int_equal(ck_file_hdr_encode(&fh, &k->ref, k->fk.header, k->file_hdr), 0);
+
+	/* a DEP record's fields (the volume records use only these keys) */
+	k->vol.fd = -1;
+	k->vol.record_key = k->record_key;
+	k->vol.audit_key = k->audit_key;
+	k->vol.cert_key = k->cert_key;
+	unhex(IN_DEP_ID, k->dep.id, CK_ID_LEN);
+	strcpy(k->dep.name, IN_DEP_NAME);
+	k->dep.state = IN_DEP_STATE;
+	k->dep.created = IN_DEP_CREATED;
+	k->dep.changed = IN_DEP_CHANGED;
+	k->dep.purge_after = IN_DEP_PURGE_AFTER;
+	k->dep.generation = IN_DEP_GENERATION;
+	k->dep.n_wraps = 2;
+	k->dep.wraps[0].role = CK_ROLE_CUSTOMER;
+	k->dep.wraps[0].last_result = CK_RES_DENIED;
+	k->dep.wraps[0].last_time = IN_WRAP0_TIME;
+	strcpy(k->dep.wraps[0].uri, IN_WRAP0_URI);
+	k->dep.wraps[0].len = (uint16_t)unhex(IN_WRAP0_BLOB, k->dep.wraps[0].wrapped, CK_WRAP_MAX);
+	k->dep.wraps[1].role = CK_ROLE_AVAILABILITY;
+	k->dep.wraps[1].last_result = CK_RES_NONE;
+	k->dep.wraps[1].last_time = 0;
+	strcpy(k->dep.wraps[1].uri, IN_WRAP1_URI);
+	{
+		uint8_t dk[CK_KEY_LEN], kek[CK_KEY_LEN];
+		size_t dwl = 0;
+		unhex(IN_DEP_KEY, dk, CK_KEY_LEN);
+		unhex(IN_AVAIL_KEK, kek, CK_KEY_LEN);
+		assert_int_equal(ck_key_wrap(kek, dk, CK_KEY_LEN, k->dep.wraps[1].wrapped, &dwl), 0);
+		k->dep.wraps[1].len = (uint16_t)dwl;
+		ck_wipe(dk, sizeof(dk));
+		ck_wipe(kek, sizeof(kek));
+	}
 
 	/* names */
 	for (size_t i = 0; i < N_NAMES; i++) {
@@ -206,6 +283,43 @@ static void put_str(const char *name, const char *s)
 		fprintf(gen_out, "\t\"%.64s\"%s\n", s + i, i + 64 < n ? " \\" : "");
 }
 
+/* Two audit records appended by libck to an empty log in a scratch
+ * volume; the log and head files are recorded as they are. */
+static void gen_audit(struct kat *k)
+{
+	char *dir = ck_test_tmpdir("kat-audit"), *meta = ck_test_path(dir, ".ckfs"), *p;
+	const struct ck_audit_event e1 = {
+		.event = "dep-created", .dep = IN_DEP_NAME, .result = "ok", .actor = "operator",
+	};
+	const struct ck_audit_event e2 = {
+		.event = "revoked", .dep = IN_DEP_NAME, .tree = "mail/zo\xc3\xab 100%=all",
+		.uri = IN_WRAP0_URI, .result = "denied", .actor = "probe",
+	};
+	uint8_t buf[8192];
+	size_t n;
+
+	assert_int_equal(mkdir(meta, 0700), 0);
+	k->vol.fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(k->vol.fd >= 0);
+	k->vol.path = dir;
+	assert_int_equal(ck_audit_append(&k->vol, &e1), 0);
+	assert_int_equal(ck_audit_append(&k->vol, &e2), 0);
+	close(k->vol.fd);
+	k->vol.fd = -1;
+	k->vol.path = NULL;
+	p = ck_test_path(meta, "audit.log");
+	n = ck_test_read_file(p, buf, sizeof(buf));
+	free(p);
+	put_hex("KAT_AUDIT_LOG", buf, n);
+	p = ck_test_path(meta, "audit.head");
+	n = ck_test_read_file(p, buf, sizeof(buf));
+	free(p);
+	put_hex("KAT_AUDIT_HEAD", buf, n);
+	ck_test_rm_rf(dir);
+	free(meta);
+	free(dir);
+}
+
 static int generate(void)
 {
 	struct kat k;
@@ -218,8 +332,10 @@ static int generate(void)
 	fprintf(gen_out, "/* Fixed vectors for ckfs on-disk format version 1.\n"
 	       " * GENERATED by tests/unit/test_kat_format.c (gen_format_v1); do not edit.\n"
 	       " * Inputs are the IN_* constants in that file. Deterministic values must\n"
-	       " * be reproduced exactly; KAT_BLOCK*, KAT_SYMLINK_ENC and KAT_XATTR_VALUE\n"
-	       " * were sealed once with random nonces and must still open. */\n"
+	       " * be reproduced exactly; KAT_BLOCK*, the size boxes (in KAT_FILE_HDR and\n"
+	       " * KAT_SIZE_BOX_*), KAT_SYMLINK_ENC, KAT_XATTR_VALUE and KAT_DEP_RECORD\n"
+	       " * were sealed once with random nonces and must still open; KAT_AUDIT_*\n"
+	       " * were written once by libck (time, host, pid) and must still verify. */\n"
 	       "#ifndef CK_TEST_FORMAT_V1_H\n#define CK_TEST_FORMAT_V1_H\n\n");
 	fprintf(gen_out, "/* key hierarchy */\n");
 	put_hex("KAT_WRAPPED_SERVICE_KEY", k.wrapped, sizeof(k.wrapped));
@@ -234,7 +350,9 @@ static int generate(void)
 	put_hex("KAT_XVALUE_KEY", k.tree.xvalue_key, CK_KEY_LEN);
 	put_hex("KAT_FILE_CONTENT_KEY", k.fk.content, CK_KEY_LEN);
 	put_hex("KAT_FILE_HEADER_KEY", k.fk.header, CK_KEY_LEN);
-	fprintf(gen_out, "\n/* records */\n");
+	put_hex("KAT_FILE_SIZE_KEY", k.fk.size, CK_KEY_LEN);
+	fprintf(gen_out, "\n/* records (KAT_FILE_HDR holds a size box with a random nonce at\n"
+	        " * bytes 352..387, sealing IN_FILE_SIZE; every other byte is exact) */\n");
 	put_hex("KAT_VOLUME_HDR", k.volume_hdr, sizeof(k.volume_hdr));
 	put_hex("KAT_KEYFILE", k.keyfile, sizeof(k.keyfile));
 	put_hex("KAT_DIRID", k.dirid, sizeof(k.dirid));
@@ -256,17 +374,28 @@ static int generate(void)
 	fprintf(gen_out, "};\n");
 	put_str("KAT_XATTR_NAME_ENC", k.xattr_name);
 
-	fprintf(gen_out, "\n/* randomized: must open to the fixed plaintext */\n");
+	fprintf(gen_out, "\n/* randomized: must open to the fixed plaintext. Every block on\n"
+	        " * disk is full; the final one is zero-padded inside the encryption. */\n");
 	assert_int_equal(ck_gcm_new(&g, k.fk.content), 0);
 	block_plain(0, pt, CK_BLOCK_SIZE);
 	assert_int_equal(ck_block_seal(g, &k.ref, 0, 0, pt, CK_BLOCK_SIZE, ct), 0);
 	put_hex("KAT_BLOCK0", ct, CK_CBLOCK_SIZE);
+	memset(pt, 0, sizeof(pt));
 	block_plain(1, pt, IN_LAST_LEN);
-	assert_int_equal(ck_block_seal(g, &k.ref, 1, 1, pt, IN_LAST_LEN, ct), 0);
-	put_hex("KAT_BLOCK1_FINAL", ct, IN_LAST_LEN + CK_BLOCK_OVERHEAD);
-	assert_int_equal(ck_block_seal(g, &k.ref, 0, 1, pt, 0, ct), 0);
-	put_hex("KAT_BLOCK_EMPTY_FILE", ct, CK_BLOCK_OVERHEAD);
+	assert_int_equal(ck_block_seal(g, &k.ref, 1, 1, pt, CK_BLOCK_SIZE, ct), 0);
+	put_hex("KAT_BLOCK1_FINAL", ct, CK_CBLOCK_SIZE);
+	memset(pt, 0, sizeof(pt));
+	assert_int_equal(ck_block_seal(g, &k.ref, 0, 1, pt, CK_BLOCK_SIZE, ct), 0);
+	put_hex("KAT_BLOCK_EMPTY_FILE", ct, CK_CBLOCK_SIZE);
 	ck_gcm_free(g);
+	{
+		struct ck_gcm *sg;
+		uint8_t box[CK_SIZE_BOX_LEN];
+		assert_int_equal(ck_gcm_new(&sg, k.fk.size), 0);
+		assert_int_equal(ck_file_size_seal(sg, &k.ref, 0, box), 0);
+		ck_gcm_free(sg);
+		put_hex("KAT_SIZE_BOX_EMPTY_FILE", box, sizeof(box));
+	}
 	assert_int_equal(ck_symlink_encrypt(&k.tree, IN_SYMLINK, strlen(IN_SYMLINK), sym,
 	                                    sizeof(sym)), 0);
 	put_str("KAT_SYMLINK_ENC", sym);
@@ -274,6 +403,14 @@ static int generate(void)
 	                                        (const uint8_t *)IN_XATTR_VAL,
 	                                        strlen(IN_XATTR_VAL), xv), 0);
 	put_hex("KAT_XATTR_VALUE", xv, sizeof(xv));
+	{
+		uint8_t *rec;
+		size_t rn;
+		assert_int_equal(ck_dep_encode(&k.vol, &k.dep, &rec, &rn), 0);
+		put_hex("KAT_DEP_RECORD", rec, rn);
+		free(rec);
+	}
+	gen_audit(&k);
 	fprintf(gen_out, "\n#endif\n");
 	kat_release(&k);
 	return 0;
@@ -361,6 +498,7 @@ static void kat_key_hierarchy_is_unchanged(void **state)
 	assert_hex_equal("xattr value key", k->tree.xvalue_key, CK_KEY_LEN, KAT_XVALUE_KEY);
 	assert_hex_equal("file content key", k->fk.content, CK_KEY_LEN, KAT_FILE_CONTENT_KEY);
 	assert_hex_equal("file header key", k->fk.header, CK_KEY_LEN, KAT_FILE_HEADER_KEY);
+	assert_hex_equal("file size key", k->fk.size, CK_KEY_LEN, KAT_FILE_SIZE_KEY);
 }
 
 /* The pinned keys are the HKDF chains docs/FORMAT.md describes, recomputed
@@ -388,6 +526,8 @@ static void kat_keys_are_documented_hkdf_chains(void **state)
 	assert_memory_equal(out, k->fk.content, CK_KEY_LEN);
 	assert_int_equal(derive_label(fk, CK_LABEL_FILE_HEADER, out, CK_KEY_LEN), 0);
 	assert_memory_equal(out, k->fk.header, CK_KEY_LEN);
+	assert_int_equal(derive_label(fk, CK_LABEL_FILE_SIZE, out, CK_KEY_LEN), 0);
+	assert_memory_equal(out, k->fk.size, CK_KEY_LEN);
 	/* the labels themselves are part of the format */
 	assert_string_equal(CK_LABEL_SERVICE_TREE, "ckfs v1 service tree key");
 	assert_string_equal(CK_LABEL_VOLUME_MAC, "ckfs v1 volume header mac");
@@ -395,6 +535,7 @@ static void kat_keys_are_documented_hkdf_chains(void **state)
 	assert_string_equal(CK_LABEL_FILE_KEY, "ckfs v1 file key");
 	assert_string_equal(CK_LABEL_FILE_CONTENT, "ckfs v1 file content");
 	assert_string_equal(CK_LABEL_FILE_HEADER, "ckfs v1 file header mac");
+	assert_string_equal(CK_LABEL_FILE_SIZE, "ckfs v1 file size");
 	assert_string_equal(CK_LABEL_SYMLINK, "ckfs v1 symlink target");
 	assert_string_equal(CK_LABEL_XATTR_NAME, "ckfs v1 xattr name siv");
 	assert_string_equal(CK_LABEL_XATTR_VALUE, "ckfs v1 xattr value");
@@ -457,6 +598,17 @@ static void kat_file_header_and_bindings_are_unchanged_and_verify(void **state)
 	assert_int_equal(ck_file_hdr_has_binding(&h, k->bind_cur), 1);
 	assert_int_equal(ck_file_hdr_has_binding(&h, k->bind_new), 1);
 	assert_int_equal(ck_file_hdr_verify(buf, &k->ref, k->fk.header), 0);
+	/* documented offsets: size box at 352, tree ID at 464, MAC at 480 */
+	assert_memory_equal(h.size_box, buf + 352, CK_SIZE_BOX_LEN);
+	assert_memory_equal(buf + 464, k->tree_id, CK_ID_LEN);
+	{
+		struct ck_gcm *g;
+		uint64_t size = 0;
+		assert_int_equal(ck_gcm_new(&g, k->fk.size), 0);
+		assert_int_equal(ck_file_size_open(g, &k->ref, h.size_box, &size), 0);
+		assert_true(size == IN_FILE_SIZE);
+		ck_gcm_free(g);
+	}
 }
 
 static void kat_recorded_blocks_open_to_fixed_plaintext(void **state)
@@ -476,21 +628,172 @@ static void kat_recorded_blocks_open_to_fixed_plaintext(void **state)
 	assert_int_equal(ck_block_open(g, &k->ref, 0, 1, ct, n, pt), -EBADMSG);
 	assert_int_equal(ck_block_open(g, &k->ref, 1, 0, ct, n, pt), -EBADMSG);
 
+	/* the final block is full too: IN_LAST_LEN bytes, then zeros */
 	n = unhex(KAT_BLOCK1_FINAL, ct, sizeof(ct));
-	assert_int_equal(n, IN_LAST_LEN + CK_BLOCK_OVERHEAD);
+	assert_int_equal(n, CK_CBLOCK_SIZE);
+	memset(want, 0, sizeof(want));
 	block_plain(1, want, IN_LAST_LEN);
-	assert_int_equal(ck_block_open(g, &k->ref, 1, 1, ct, n, pt), IN_LAST_LEN);
-	assert_memory_equal(pt, want, IN_LAST_LEN);
+	assert_int_equal(ck_block_open(g, &k->ref, 1, 1, ct, n, pt), CK_BLOCK_SIZE);
+	assert_memory_equal(pt, want, CK_BLOCK_SIZE);
 	assert_int_equal(ck_block_open(g, &k->ref, 1, 0, ct, n, pt), -EBADMSG);
 
+	/* an empty file's only block: 4096 zeros, block 0, last */
 	n = unhex(KAT_BLOCK_EMPTY_FILE, ct, sizeof(ct));
-	assert_int_equal(n, CK_BLOCK_OVERHEAD);
-	assert_int_equal(ck_block_open(g, &k->ref, 0, 1, ct, n, pt), 0);
+	assert_int_equal(n, CK_CBLOCK_SIZE);
+	memset(want, 0, sizeof(want));
+	assert_int_equal(ck_block_open(g, &k->ref, 0, 1, ct, n, pt), CK_BLOCK_SIZE);
+	assert_memory_equal(pt, want, CK_BLOCK_SIZE);
+	assert_int_equal(ck_block_open(g, &k->ref, 0, 0, ct, n, pt), -EBADMSG);
 	ck_gcm_free(g);
 
-	/* the whole recorded file has the documented size */
-	assert_int_equal(ck_backing_size(CK_BLOCK_SIZE + IN_LAST_LEN),
-	                 CK_FILE_HDR_LEN + CK_CBLOCK_SIZE + IN_LAST_LEN + CK_BLOCK_OVERHEAD);
+	/* the whole recorded file has the documented (rounded) size */
+	assert_int_equal(ck_backing_size(IN_FILE_SIZE), CK_FILE_HDR_LEN + 2 * CK_CBLOCK_SIZE);
+	assert_int_equal(ck_backing_size(0), CK_FILE_HDR_LEN + CK_CBLOCK_SIZE);
+}
+
+static void kat_size_boxes_open_to_fixed_sizes(void **state)
+{
+	struct kat *k = *state;
+	uint8_t box[CK_SIZE_BOX_LEN], id[CK_ID_LEN];
+	struct ck_file_ref other = k->ref;
+	struct ck_gcm *g;
+	uint64_t size = 1;
+
+	assert_int_equal(ck_gcm_new(&g, k->fk.size), 0);
+	assert_int_equal(unhex(KAT_SIZE_BOX_EMPTY_FILE, box, sizeof(box)), CK_SIZE_BOX_LEN);
+	assert_int_equal(ck_file_size_open(g, &k->ref, box, &size), 0);
+	assert_true(size == 0);
+	/* bound to the file: not another file's */
+	memcpy(id, k->file_id, CK_ID_LEN);
+	id[0] ^= 1;
+	other.file_id = id;
+	assert_int_equal(ck_file_size_open(g, &other, box, &size), -EBADMSG);
+	assert_int_equal(ck_file_size_open(g, &other, k->size_box, &size), -EBADMSG);
+	assert_int_equal(ck_file_size_open(g, &k->ref, k->size_box, &size), 0);
+	assert_true(size == IN_FILE_SIZE);
+	ck_gcm_free(g);
+}
+
+/* The record's payload, decrypted with the documented key and AAD. */
+static uint8_t *record_payload(struct kat *k, const uint8_t *rec, size_t n, size_t *len)
+{
+	struct ck_gcm *g;
+	uint8_t *pt;
+
+	assert_true(n >= 40 + CK_GCM_TAG_LEN);
+	*len = n - 40 - CK_GCM_TAG_LEN;
+	pt = malloc(*len + 1);
+	assert_non_null(pt);
+	assert_int_equal(ck_gcm_new(&g, k->record_key), 0);
+	assert_int_equal(ck_gcm_open(g, rec + 28, rec, 28, rec + 40, *len, pt, rec + 40 + *len), 0);
+	ck_gcm_free(g);
+	return pt;
+}
+
+static void kat_dep_record_decodes_to_fixed_fields(void **state)
+{
+	struct kat *k = *state;
+	uint8_t rec[4096], id[CK_ID_LEN], *fresh, *p1, *p2;
+	size_t n, fn, l1, l2;
+	struct ck_dep d;
+
+	n = unhex(KAT_DEP_RECORD, rec, sizeof(rec));
+	/* the envelope: magic, kind 1, version 1, reserved, record ID */
+	assert_memory_equal(rec, "CKREC1\0\0", 8);
+	assert_int_equal(rec[8], 1);
+	assert_int_equal(rec[9], 1);
+	assert_int_equal(rec[10], 0);
+	assert_int_equal(rec[11], 0);
+	unhex(IN_DEP_ID, id, CK_ID_LEN);
+	assert_memory_equal(rec + 12, id, CK_ID_LEN);
+
+	assert_int_equal(ck_dep_decode(&k->vol, rec, n, &d), 0);
+	assert_memory_equal(d.id, id, CK_ID_LEN);
+	assert_string_equal(d.name, IN_DEP_NAME);
+	assert_int_equal(d.state, IN_DEP_STATE);
+	assert_true(d.created == IN_DEP_CREATED && d.changed == IN_DEP_CHANGED);
+	assert_true(d.purge_after == IN_DEP_PURGE_AFTER && d.generation == IN_DEP_GENERATION);
+	assert_int_equal(d.n_wraps, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(d.wraps[i].role, k->dep.wraps[i].role);
+		assert_int_equal(d.wraps[i].last_result, k->dep.wraps[i].last_result);
+		assert_true(d.wraps[i].last_time == k->dep.wraps[i].last_time);
+		assert_string_equal(d.wraps[i].uri, k->dep.wraps[i].uri);
+		assert_int_equal(d.wraps[i].len, k->dep.wraps[i].len);
+		assert_memory_equal(d.wraps[i].wrapped, k->dep.wraps[i].wrapped, d.wraps[i].len);
+	}
+
+	/* Encoding the same DEP today gives the same envelope and, inside the
+	 * encryption, the same payload byte for byte. */
+	assert_int_equal(ck_dep_encode(&k->vol, &k->dep, &fresh, &fn), 0);
+	assert_int_equal(fn, n);
+	assert_memory_equal(fresh, rec, 28);
+	p1 = record_payload(k, rec, n, &l1);
+	p2 = record_payload(k, fresh, fn, &l2);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(p1, p2, l1);
+	free(p1);
+	free(p2);
+	free(fresh);
+
+	/* AAD = bytes 0..27: another kind byte or ID, or any flipped byte,
+	 * is refused */
+	rec[8] = 2;
+	assert_int_not_equal(ck_dep_decode(&k->vol, rec, n, &d), 0);
+	rec[8] = 1;
+	rec[20] ^= 1;
+	assert_int_equal(ck_dep_decode(&k->vol, rec, n, &d), -EBADMSG);
+	rec[20] ^= 1;
+	rec[n - 1] ^= 1;
+	assert_int_equal(ck_dep_decode(&k->vol, rec, n, &d), -EBADMSG);
+	rec[n - 1] ^= 1;
+	assert_int_equal(ck_dep_decode(&k->vol, rec, n, &d), 0);
+}
+
+/* The recorded audit log and head verify under the pinned audit key, and
+ * libck continues the recorded chain. */
+static void kat_audit_log_verifies_and_continues(void **state)
+{
+	struct kat *k = *state;
+	char *dir = ck_test_tmpdir("kat-audit"), *meta = ck_test_path(dir, ".ckfs"), *p;
+	const struct ck_audit_event e3 = { .event = "kat-check", .actor = "test" };
+	static uint8_t buf[8192];
+	char msg[256], head[65];
+	long count = 0;
+	size_t n;
+
+	assert_int_equal(mkdir(meta, 0700), 0);
+	p = ck_test_path(meta, "audit.log");
+	n = unhex(KAT_AUDIT_LOG, buf, sizeof(buf));
+	ck_test_write_file(p, buf, n, 0600);
+	free(p);
+	p = ck_test_path(meta, "audit.head");
+	n = unhex(KAT_AUDIT_HEAD, buf, sizeof(buf));
+	ck_test_write_file(p, buf, n, 0600);
+	free(p);
+	k->vol.fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(k->vol.fd >= 0);
+	k->vol.path = dir;
+
+	if (ck_audit_verify(&k->vol, &count, msg, sizeof(msg)) != 0)
+		fail_msg("recorded audit log does not verify: %s", msg);
+	assert_int_equal(count, 2);
+	assert_int_equal(ck_audit_head(&k->vol, head, &count), 0);
+	assert_int_equal(count, 2);
+	/* the head's MAC is that of the second record (its "mac=" field) */
+	n = unhex(KAT_AUDIT_LOG, buf, sizeof(buf));
+	buf[n] = 0;
+	assert_non_null(strstr((char *)buf, head));
+	assert_int_equal(ck_audit_append(&k->vol, &e3), 0);
+	assert_int_equal(ck_audit_verify(&k->vol, &count, msg, sizeof(msg)), 0);
+	assert_int_equal(count, 3);
+
+	close(k->vol.fd);
+	k->vol.fd = -1;
+	k->vol.path = NULL;
+	ck_test_rm_rf(dir);
+	free(meta);
+	free(dir);
 }
 
 static void kat_names_are_reproduced_exactly(void **state)
@@ -545,6 +848,9 @@ int main(void)
 		T(kat_key_file_and_dirid_are_unchanged),
 		T(kat_file_header_and_bindings_are_unchanged_and_verify),
 		T(kat_recorded_blocks_open_to_fixed_plaintext),
+		T(kat_size_boxes_open_to_fixed_sizes),
+		T(kat_dep_record_decodes_to_fixed_fields),
+		T(kat_audit_log_verifies_and_continues),
 		T(kat_names_are_reproduced_exactly),
 		T(kat_symlink_and_xattr_open_to_fixed_plaintext),
 	};

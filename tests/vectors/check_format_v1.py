@@ -135,13 +135,17 @@ def main():
     file_key = hkdf(tree_key, b"ckfs v1 file key" + file_id)
     content_key = hkdf(file_key, b"ckfs v1 file content")
     header_key = hkdf(file_key, b"ckfs v1 file header mac")
+    size_key = hkdf(file_key, b"ckfs v1 file size")
+    record_key = hkdf(service, b"ckfs v1 records")
+    audit_key = hkdf(service, b"ckfs v1 audit mac")
     for name, val in [("KAT_VOLUME_MAC_KEY", mac_key),
-                      ("KAT_RECORD_KEY", hkdf(service, b"ckfs v1 records")),
-                      ("KAT_AUDIT_KEY", hkdf(service, b"ckfs v1 audit mac")),
+                      ("KAT_RECORD_KEY", record_key),
+                      ("KAT_AUDIT_KEY", audit_key),
                       ("KAT_CERT_KEY", hkdf(service, b"ckfs v1 purge certificate")), ("KAT_SERVICE_TREE_KEY", tree_key),
                       ("KAT_NAME_KEY", name_key), ("KAT_XNAME_KEY", xname_key),
                       ("KAT_SYMLINK_KEY", symlink_key), ("KAT_XVALUE_KEY", xvalue_key),
-                      ("KAT_FILE_CONTENT_KEY", content_key), ("KAT_FILE_HEADER_KEY", header_key)]:
+                      ("KAT_FILE_CONTENT_KEY", content_key), ("KAT_FILE_HEADER_KEY", header_key),
+                      ("KAT_FILE_SIZE_KEY", size_key)]:
         check(name + " = documented HKDF", hexm(name) == val)
 
     # Volume header
@@ -165,15 +169,45 @@ def main():
         return hmac.new(header_key, b"bind" + dir_id + name, hashlib.sha256).digest()[:16]
     check("KAT_BINDING_CUR", hexm("KAT_BINDING_CUR") == binding(b"cur"))
     check("KAT_BINDING_NEW", hexm("KAT_BINDING_NEW") == binding(b"new"))
-    fh = bytearray(256)
+    def gcm_open(key, blob, ad):
+        try:
+            return AESGCM(key).decrypt(blob[:12], blob[12:], ad)
+        except Exception:
+            return None
+
+    # Sealed plaintext size: nonce[12] || GCM(size key, u64 LE)[8] || tag[16],
+    # AAD = version || volume ID || tree ID || file ID || "size" (53 bytes)
+    size_aad = bytes([1]) + volume_id + tree_id + file_id + b"size"
+    check("size box AAD is 53 bytes", len(size_aad) == 53)
+    file_size = 4096 + 100                 # IN_FILE_SIZE: block 0 full, 100 bytes in block 1
+
+    # File header, 512 bytes; the size box (352..387) has a random nonce,
+    # so it is taken from the vector and checked by opening it.
+    rec = hexm("KAT_FILE_HDR")
+    check("KAT_FILE_HDR is 512 bytes", len(rec) == 512)
+    box = rec[352:388]
+    check("file header size box opens to the file's size",
+          gcm_open(size_key, box, size_aad) == le(file_size, 8))
+    fh = bytearray(512)
     fh[0:4], fh[4], fh[5], fh[6:8] = b"CKFH", 1, 1, le(1, 2)
     fh[8:24], fh[24] = file_id, 2
-    fh[32:48], fh[48:64] = binding(b"cur"), binding(b"new")
-    # Tree ID at 208 (commit b0f201e); docs/FORMAT.md still calls 208..223
-    # "reserved, zero" and must be brought in line.
-    fh[208:224] = tree_id
-    fh[224:256] = hmac.new(header_key, volume_id + tree_id + bytes(fh[:224]), hashlib.sha256).digest()
-    check("KAT_FILE_HDR = documented layout", hexm("KAT_FILE_HDR") == bytes(fh))
+    fh[32:48], fh[48:64] = binding(b"cur"), binding(b"new")   # slots 2..19 (64..351) zero
+    fh[352:388] = box                                          # 388..463 reserved, zero
+    fh[464:480] = tree_id
+    fh[480:512] = hmac.new(header_key, volume_id + tree_id + bytes(fh[:480]), hashlib.sha256).digest()
+    check("KAT_FILE_HDR = documented layout", rec == bytes(fh))
+    box = hexm("KAT_SIZE_BOX_EMPTY_FILE")
+    check("KAT_SIZE_BOX_EMPTY_FILE is 36 bytes and opens to 0",
+          len(box) == 36 and gcm_open(size_key, box, size_aad) == le(0, 8))
+    other_aad = bytes([1]) + volume_id + tree_id + bytes(16) + b"size"
+    check("  and not as another file's", gcm_open(size_key, box, other_aad) is None)
+
+    # Backing size: header + (final block + 1) full blocks
+    def backing_size(n):
+        return 512 + ((n - 1) // 4096 + 1 if n else 1) * 4124
+    check("backing size is rounded to blocks",
+          backing_size(0) == backing_size(1) == backing_size(4096) == 4636 and
+          backing_size(4097) == backing_size(8192) == 8760 and backing_size(file_size) == 8760)
 
     # Names and long names
     encs, longs = array("kat_enc_names"), array("kat_long_entries")
@@ -193,21 +227,97 @@ def main():
     def plain(blockno, n):
         return bytes((i * 7 + 3 + blockno * 101 + (i >> 8)) & 0xff for i in range(n))
 
-    def gcm_open(key, blob, ad):
-        try:
-            return AESGCM(key).decrypt(blob[:12], blob[12:], ad)
-        except Exception:
-            return None
     b = hexm("KAT_BLOCK0")
     check("KAT_BLOCK0 opens as block 0, not last", len(b) == 4124 and gcm_open(content_key, b, aad(0, 0)) == plain(0, 4096))
+    check("  and not as last", gcm_open(content_key, b, aad(0, 1)) is None)
     b = hexm("KAT_BLOCK1_FINAL")
-    check("KAT_BLOCK1_FINAL opens as block 1, last", gcm_open(content_key, b, aad(1, 1)) == plain(1, 100))
+    check("KAT_BLOCK1_FINAL is a full block: 100 bytes, zero-padded, block 1, last",
+          len(b) == 4124 and gcm_open(content_key, b, aad(1, 1)) == plain(1, 100) + bytes(3996))
     b = hexm("KAT_BLOCK_EMPTY_FILE")
-    check("KAT_BLOCK_EMPTY_FILE opens as block 0, last", len(b) == 28 and gcm_open(content_key, b, aad(0, 1)) == b"")
+    check("KAT_BLOCK_EMPTY_FILE is a full block of zeros, block 0, last",
+          len(b) == 4124 and gcm_open(content_key, b, aad(0, 1)) == bytes(4096))
     check("KAT_SYMLINK_ENC opens with AAD volume ID || tree ID",
           gcm_open(symlink_key, unb64(macro("KAT_SYMLINK_ENC")), volume_id + tree_id) == b"../../shared/Maildir/.Archive")
     check("KAT_XATTR_VALUE opens with the backing name as AAD",
           gcm_open(xvalue_key, hexm("KAT_XATTR_VALUE"), macro("KAT_XATTR_NAME_ENC").encode()) == b"message/rfc822; charset=utf-8")
+
+    # DEP record: envelope, then the payload of docs/FORMAT.md
+    rec = hexm("KAT_DEP_RECORD")
+    dep_id = bytes(range(0x90, 0xa0))
+    check("KAT_DEP_RECORD envelope: magic, kind 1, version 1, reserved, ID",
+          rec[0:8] == b"CKREC1\0\0" and rec[8] == 1 and rec[9] == 1 and rec[10:12] == b"\0\0" and
+          rec[12:28] == dep_id)
+    pl = gcm_open(record_key, rec[28:], rec[0:28])
+    check("KAT_DEP_RECORD opens with the records key, AAD = bytes 0..27", pl is not None)
+    if pl is not None:
+        pos = 0
+
+        def take(n):
+            nonlocal pos
+            v = pl[pos:pos + n]
+            pos += n
+            return v
+
+        def u(n):
+            return int.from_bytes(take(n), "little")
+
+        def string():
+            return take(u(2))
+        fields = [u(4), u(8), u(8), u(8), u(8), string(), u(4)]
+        check("DEP payload: state revoked, times, generation, name",
+              fields == [2, 1764000000, 1764003600, 1766592000, 7, b"acme-mail", 2])
+        wraps = [(u(1), u(1), u(8), string(), string()) for _ in range(fields[6])]
+        check("DEP payload ends after the last wrap", pos == len(pl))
+        avail = aes_key_wrap_with_padding(bytes(range(0x40, 0x60)), bytes(range(0x60, 0x80)))
+        check("DEP wraps: customer (denied) and availability (never asked, RFC 5649 wrap)",
+              wraps == [(1, 2, 1764003599, b"exec:/usr/libexec/ckfs/kms-helper?key=acme",
+                         bytes.fromhex("4b4d532d777261707065642d6b65792d30303031")),
+                        (2, 0, 0, b"file:availability", avail)])
+    check("KAT_DEP_RECORD refuses another kind",
+          gcm_open(record_key, rec[28:], rec[0:8] + b"\2" + rec[9:28]) is None)
+
+    # Audit log: "seq=S time=T host=H pid=P event=E dep=D tree=R uri=U
+    # result=X actor=A mac=M\n", mac_i = HMAC(audit key, mac_{i-1} || body_i)
+    log = hexm("KAT_AUDIT_LOG").decode("ascii")
+    head = hexm("KAT_AUDIT_HEAD").decode("ascii")
+    keys = ["seq", "time", "host", "pid", "event", "dep", "tree", "uri", "result", "actor", "mac"]
+    lines = log.split("\n")
+    check("audit log: two records, each ending in a newline", len(lines) == 3 and lines[2] == "")
+    prev, vals = bytes(32), []
+    for i, line in enumerate(lines[:-1], 1):
+        parts = line.split(" ")
+        kv = [x.split("=", 1) if "=" in x else [x, ""] for x in parts]
+        check("audit record %d: the eleven fields in order" % i, [x[0] for x in kv] == keys)
+        v = dict(kv)
+        if [x[0] for x in kv] != keys:
+            continue
+        check("audit record %d: seq, time, pid" % i,
+              v["seq"] == str(i) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", v["time"])
+              is not None and re.fullmatch(r"[1-9]\d*", v["pid"]) is not None)
+        check("audit record %d: values use only 0x21..0x7e, no '=' and '%%' only as %%XX" % i,
+              all(re.fullmatch(r"(?:[\x21-\x24\x26-\x3c\x3e-\x7e]|%[0-9A-F]{2})*", v[k]) for k in keys[2:10]))
+        body = line[:line.index(" mac=")]
+        mac = hmac.new(audit_key, prev + body.encode(), hashlib.sha256).digest()
+        check("audit record %d: mac = HMAC(audit key, previous mac || body)" % i, v["mac"] == mac.hex())
+        prev = mac
+        vals.append(v)
+
+    def pct_decode(x):
+        return re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), x).encode("latin-1")
+    if len(vals) == 2:
+        check("audit record 1: event, dep, absent tree and uri, result, actor",
+              [vals[0][k] for k in keys[4:10]] == ["dep-created", "acme-mail", "", "", "ok", "operator"])
+        check("audit record 2: percent-encoded values decode to the appended ones",
+              pct_decode(vals[1]["tree"]) == "mail/zo\u00eb 100%=all".encode() and
+              pct_decode(vals[1]["uri"]) == b"exec:/usr/libexec/ckfs/kms-helper?key=acme" and
+              [vals[1][k] for k in ("event", "result", "actor")] == ["revoked", "denied", "probe"])
+    m = re.fullmatch(r"(count=(\d+) mac=([0-9a-f]{64})) hmac=([0-9a-f]{64})\n", head)
+    check("audit head: count=N mac=M hmac=H", m is not None)
+    if m:
+        check("audit head: N = 2, M = mac of record 2", m.group(2) == "2" and m.group(3) == prev.hex())
+        check("audit head: H = HMAC(audit key, \"ckfs-audit-head-v1\\n\" || \"count=N mac=M\")",
+              m.group(4) == hmac.new(audit_key, b"ckfs-audit-head-v1\n" + m.group(1).encode(),
+                                     hashlib.sha256).hexdigest())
 
     if bad:
         print("%d check(s) failed: format_v1.h and docs/FORMAT.md disagree" % len(bad))
