@@ -1,6 +1,6 @@
 /* File content: headers, block read-modify-write, truncate, fallocate.
  *
- * Invariants of a backing file (docs/FORMAT.md): a 256-byte header holding
+ * Invariants of a backing file (docs/FORMAT.md): a 512-byte header holding
  * the sealed plaintext size S, then full blocks of CK_CBLOCK_SIZE bytes.
  * Block final(S) is marked "last" in its AAD and is zero beyond S; blocks
  * after it (left by an interrupted operation) are ignored. A block before
@@ -498,6 +498,7 @@ static int read_block(struct io *io, uint64_t blk, uint8_t *pt)
 	uint8_t ct[CK_CBLOCK_SIZE];
 	uint64_t final = ck_final_block(io->in->psize);
 	ssize_t n;
+	int r;
 
 	if (blk > final) {
 		memset(pt, 0, CK_BLOCK_SIZE);
@@ -508,7 +509,29 @@ static int read_block(struct io *io, uint64_t blk, uint8_t *pt)
 		return (int)n;
 	if (n != CK_CBLOCK_SIZE)
 		return corrupt(io, blk, "is missing (the backing file was truncated)");
-	return open_block(io, blk, blk == final, ct, pt);
+	if ((r = open_block(io, blk, blk == final, ct, pt)) < 0)
+		return r;
+	/* Past the size, the final block is zeros: bytes there can only be
+	 * left by an interrupted write, and must not reappear. */
+	if (blk == final) {
+		size_t keep = (size_t)(io->in->psize - final * CK_BLOCK_SIZE);
+		memset(pt + keep, 0, CK_BLOCK_SIZE - keep);
+	}
+	return 0;
+}
+
+/* Blocks after the final one (authentic leftovers of an interrupted
+ * operation, accepted at open) must go before the file grows over them. */
+static int trim_leftovers(struct io *io)
+{
+	struct stat st;
+	uint64_t want = ck_backing_size(io->in->psize);
+
+	if (fstat(io->in->fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size > want && ftruncate(io->in->fd, (off_t)want) < 0)
+		return -errno;
+	return 0;
 }
 
 static int seal_write(struct io *io, uint64_t blk, int last, const uint8_t *pt)
@@ -625,7 +648,7 @@ static ssize_t write_locked(struct io *io, const char *buf, size_t size, uint64_
 {
 	struct ck_inode *in = io->in;
 	uint64_t psize = in->psize, end = off + size, old_final, new_final, new_size, b0, b1;
-	uint8_t *cbuf = NULL, pt[CK_BLOCK_SIZE];
+	uint8_t *cbuf = NULL, pt[CK_BLOCK_SIZE], opt[CK_BLOCK_SIZE];
 	size_t clen = 0;
 	int r;
 
@@ -640,6 +663,12 @@ static ssize_t write_locked(struct io *io, const char *buf, size_t size, uint64_
 	b1 = (end - 1) / CK_BLOCK_SIZE;
 
 	if (b0 > old_final + 1 && (r = set_sparse(io)) < 0)
+		return r;
+	if (new_final > old_final && (r = trim_leftovers(io)) < 0)
+		return r;
+	/* The old final block as it reads now (zeros past the old size), for
+	 * step 3 when it is outside the range written here. */
+	if (b0 > old_final && (r = read_block(io, old_final, opt)) < 0)
 		return r;
 	if (!(cbuf = malloc((size_t)(b1 - b0 + 1) * CK_CBLOCK_SIZE)))
 		return -ENOMEM;
@@ -676,13 +705,15 @@ static ssize_t write_locked(struct io *io, const char *buf, size_t size, uint64_
 		goto out;
 	/* Step 3: the old final block is no longer final. */
 	if (new_final > old_final) {
-		if ((r = read_block(io, old_final, pt)) < 0 ||
-		    (r = seal_write(io, old_final, 0, pt)) < 0)
+		if (b0 <= old_final && (r = read_block(io, old_final, opt)) < 0)
+			goto out;
+		if ((r = seal_write(io, old_final, 0, opt)) < 0)
 			goto out;
 	}
 	r = 0;
 out:
 	ck_wipe(pt, sizeof(pt));
+	ck_wipe(opt, sizeof(opt));
 	free(cbuf);
 	return r < 0 ? r : (ssize_t)size;
 }
@@ -724,8 +755,15 @@ static int truncate_locked(struct io *io, uint64_t size)
 		/* Bytes past the old size are zeros already (the final block
 		 * is zero-padded); growth past the final block writes the new
 		 * final block, the ones between are holes. */
-		if (new_final == ck_final_block(psize))
-			return set_size(io, size);
+		if (new_final == ck_final_block(psize)) {
+			/* Rewrite the block so that nothing but zeros lies
+			 * between the old and the new size. */
+			if ((r = read_block(io, new_final, pt)) < 0 ||
+			    (r = seal_write(io, new_final, 1, pt)) < 0)
+				goto out;
+			r = set_size(io, size);
+			goto out;
+		}
 		uint64_t from = new_final * CK_BLOCK_SIZE;
 		ssize_t w = write_locked(io, NULL, (size_t)(size - from), from);
 		return w < 0 ? (int)w : 0;

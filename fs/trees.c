@@ -20,7 +20,7 @@
 #include "keys/secmem.h"
 #include "keys/util.h"
 
-static pthread_t watcher;
+static pthread_t watcher, prober;
 static int watcher_running;
 static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t stop_cond = PTHREAD_COND_INITIALIZER;
@@ -396,7 +396,7 @@ static void finish_apply(struct ck_stree *s)
 	ck_log(CK_LOG_INFO, "tree %s: now entirely under dep \"%s\"", s->path, s->dep_name);
 }
 
-static void reload(int probe)
+static void reload(void)
 {
 	struct ck_dep *deps = NULL;
 	struct ck_tree_rec *trees = NULL;
@@ -405,30 +405,6 @@ static void reload(int probe)
 	if (ck_dep_load_all(&ck.vol, &deps, &nd, NULL) < 0 ||
 	    ck_tree_rec_load_all(&ck.vol, &trees, &nt, NULL) < 0)
 		goto out;
-	if (probe) {
-		/* One probe per DEP in use; a denial by every customer key is
-		 * a revocation. Runs here, never under a lock I/O takes. */
-		for (size_t i = 0; i < nd; i++) {
-			char msg[1024];
-			int used = 0;
-			if (deps[i].state != CK_DEP_ACTIVE)
-				continue;
-			for (struct ck_stree *s = ck.trees; s; s = s->next)
-				used |= !memcmp(s->dep_id, deps[i].id, CK_ID_LEN) && s->status == 0;
-			if (!used)
-				continue;
-			int r = ck_dep_probe(&deps[i], msg, sizeof(msg));
-			if (r == -EKEYREVOKED) {
-				ck_log(CK_LOG_WARNING, "dep \"%s\": every customer key denied (%s): revoked",
-				       deps[i].name, msg);
-				record_revocation(deps[i].id, "every customer key denied");
-				deps[i].state = CK_DEP_REVOKED;
-			} else if (r < 0) {
-				ck_log(CK_LOG_WARNING, "dep \"%s\": customer keys unavailable (%s); still "
-				       "serving with the keys in memory", deps[i].name, msg);
-			}
-		}
-	}
 	for (size_t i = 0; i < nt; i++) {
 		struct ck_tree_rec *t = &trees[i];
 		struct ck_dep *d = dep_by_id(deps, nd, t->dep_id);
@@ -522,44 +498,76 @@ static int records_changed(struct timespec *last)
 	return 1;
 }
 
+/* Wait until the deadline or until unmount; 1 when stopping. */
+static int nap(long ms)
+{
+	struct timespec until;
+	int done;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&stop_lock);
+	while (!stopping && pthread_cond_timedwait(&stop_cond, &stop_lock, &until) == 0)
+		;
+	done = stopping;
+	pthread_mutex_unlock(&stop_lock);
+	return done;
+}
+
+/* Follows the volume's records: every 200 ms, reload when they changed. */
 static void *watch(void *arg)
 {
-	struct timespec last = { 0 }, next_probe;
+	struct timespec last = { 0 };
 
-	clock_gettime(CLOCK_MONOTONIC, &next_probe);
-	next_probe.tv_sec += (time_t)ck.key_ttl;
-	for (;;) {
-		struct timespec now, until;
-		int probe;
+	do {
+		if (records_changed(&last))
+			reload();
+		ck_inode_apply_fixups();
+	} while (!nap(200));
+	return arg;
+}
 
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		probe = now.tv_sec > next_probe.tv_sec ||
-		        (now.tv_sec == next_probe.tv_sec && now.tv_nsec >= next_probe.tv_nsec);
-		if (probe) {
-			next_probe = now;
-			next_probe.tv_sec += (time_t)ck.key_ttl;
-			next_probe.tv_nsec += (long)((ck.key_ttl - (time_t)ck.key_ttl) * 1e9);
-			if (next_probe.tv_nsec >= 1000000000L) {
-				next_probe.tv_sec++;
-				next_probe.tv_nsec -= 1000000000L;
+/* Probes every DEP in use once per key_ttl, in its own thread so that a
+ * slow provider (an exec helper, an HSM) delays neither file operations
+ * nor the watcher. A denial by every customer key is recorded in the DEP
+ * record; the watcher then revokes within 200 ms, on every mount. */
+static void *probe(void *arg)
+{
+	while (!nap((long)(ck.key_ttl * 1000))) {
+		struct ck_dep *deps = NULL;
+		size_t nd = 0;
+
+		if (ck_dep_load_all(&ck.vol, &deps, &nd, NULL) < 0)
+			continue;
+		for (size_t i = 0; i < nd; i++) {
+			char msg[1024];
+			int used = 0;
+
+			if (deps[i].state != CK_DEP_ACTIVE)
+				continue;
+			pthread_mutex_lock(&ck.trees_lock);
+			for (struct ck_stree *s = ck.trees; s; s = s->next)
+				used |= !memcmp(s->dep_id, deps[i].id, CK_ID_LEN) && s->status == 0;
+			pthread_mutex_unlock(&ck.trees_lock);
+			if (!used)
+				continue;
+			int r = ck_dep_probe(&deps[i], msg, sizeof(msg));
+			if (r == -EKEYREVOKED) {
+				ck_log(CK_LOG_WARNING, "dep \"%s\": every customer key denied (%s): revoked",
+				       deps[i].name, msg);
+				record_revocation(deps[i].id, "every customer key denied");
+			} else if (r < 0) {
+				ck_log(CK_LOG_WARNING, "dep \"%s\": customer keys unavailable (%s); still "
+				       "serving with the keys in memory", deps[i].name, msg);
+				audit("customer-keys-unavailable", deps[i].name, NULL, NULL, msg, "probe");
 			}
 		}
-		if (records_changed(&last) || probe)
-			reload(probe);
-		ck_inode_apply_fixups();
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 200 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_mutex_lock(&stop_lock);
-		if (!stopping)
-			pthread_cond_timedwait(&stop_cond, &stop_lock, &until);
-		int done = stopping;
-		pthread_mutex_unlock(&stop_lock);
-		if (done)
-			break;
+		free(deps);
 	}
 	return arg;
 }
@@ -573,7 +581,7 @@ int ck_trees_start(void)
 	pthread_rwlock_init(&ck.service.lock, NULL);
 	pthread_mutex_init(&ck.trees_lock, NULL);
 	records_changed(&t0);
-	reload(0);
+	reload();
 	return 0;
 }
 
@@ -582,6 +590,14 @@ int ck_trees_watch(void)
 {
 	if (pthread_create(&watcher, NULL, watch, NULL) != 0)
 		return -EAGAIN;
+	if (pthread_create(&prober, NULL, probe, NULL) != 0) {
+		pthread_mutex_lock(&stop_lock);
+		stopping = 1;
+		pthread_cond_broadcast(&stop_cond);
+		pthread_mutex_unlock(&stop_lock);
+		pthread_join(watcher, NULL);
+		return -EAGAIN;
+	}
 	watcher_running = 1;
 	audit("mounted", NULL, NULL, NULL, "ok", "daemon");
 	return 0;
@@ -594,9 +610,10 @@ void ck_trees_stop(void)
 	if (watcher_running) {
 		pthread_mutex_lock(&stop_lock);
 		stopping = 1;
-		pthread_cond_signal(&stop_cond);
+		pthread_cond_broadcast(&stop_cond);
 		pthread_mutex_unlock(&stop_lock);
 		pthread_join(watcher, NULL);
+		pthread_join(prober, NULL);
 		watcher_running = 0;
 	}
 	for (struct ck_stree *s = ck.trees; s; s = s->next)

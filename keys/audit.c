@@ -23,7 +23,8 @@
  *     never empty. A value whose encoding would be longer than its limit
  *     (host 256, event 128, dep 512, tree 1024, uri 1024, result 512,
  *     actor 128 bytes, encoded) is cut before a UTF-8 character that would
- *     not fit and ends in "..." (three literal dots).
+ *     not fit and ends in "..." (three literal dots; a value that really
+ *     ends in "..." looks the same). Decoders reject lower-case %xx.
  *   - mac: 64 lower-case hex digits,
  *         mac_i = HMAC-SHA256(audit_key, mac_{i-1} || body_i)
  *     where mac_0 is 32 zero bytes, mac_{i-1} is the previous record's MAC
@@ -31,8 +32,8 @@
  *     "seq=" to the last byte of the actor value). audit_key is derived
  *     from the service key with the label CK_LABEL_AUDIT (kdf_labels.h).
  *
- * audit.head -- one line, replaced atomically (temp file, fsync, rename,
- * fsync of .ckfs) after every append:
+ * audit.head -- one line, replaced atomically (temp file, fsync, rename)
+ * after every append:
  *
  *   count=N mac=M hmac=H\n
  *
@@ -131,14 +132,13 @@ static int must_escape(unsigned char c)
 	return c < 0x21 || c > 0x7e || c == '%' || c == '=';
 }
 
-static int hexval(char c, int upper_only)
+/* Upper-case hex digit of a %XX escape: one spelling per byte. */
+static int hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
-	if (!upper_only && c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
 	return -1;
 }
 
@@ -186,7 +186,7 @@ static size_t val_decode(const char *s, size_t n, uint8_t *out)
 
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '%' && i + 2 < n) {
-			out[o++] = (uint8_t)(hexval(s[i + 1], 1) << 4 | hexval(s[i + 2], 1));
+			out[o++] = (uint8_t)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
 			i += 2;
 		} else {
 			out[o++] = (uint8_t)s[i];
@@ -235,7 +235,7 @@ static int parse_val(const char *s, size_t n)
 		if (c == '%') {
 			if (i + 2 >= n)
 				return -1;
-			if (hexval(s[i + 1], 1) < 0 || hexval(s[i + 2], 1) < 0)
+			if (hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
 				return -1;
 			i += 2;
 		} else if (must_escape(c)) {
@@ -245,17 +245,19 @@ static int parse_val(const char *s, size_t n)
 	return 0;
 }
 
+/* Exactly 64 lower-case hex digits: one spelling per MAC. */
 static int parse_mac(const char *s, size_t n, uint8_t mac[CK_HASH_LEN])
 {
+	static const char hx[] = "0123456789abcdef";
+	const char *hi, *lo;
+
 	if (n != 2 * CK_HASH_LEN)
 		return -1;
 	for (size_t i = 0; i < CK_HASH_LEN; i++) {
-		int hi = hexval(s[2 * i], 0), lo = hexval(s[2 * i + 1], 0);
-
-		if (hi < 0 || lo < 0 || (s[2 * i] >= 'A' && s[2 * i] <= 'F') ||
-		    (s[2 * i + 1] >= 'A' && s[2 * i + 1] <= 'F'))
+		if (!s[2 * i] || !s[2 * i + 1] || !(hi = strchr(hx, s[2 * i])) ||
+		    !(lo = strchr(hx, s[2 * i + 1])))
 			return -1;
-		mac[i] = (uint8_t)(hi << 4 | lo);
+		mac[i] = (uint8_t)((hi - hx) << 4 | (lo - hx));
 	}
 	return 0;
 }
@@ -368,15 +370,15 @@ static int log_open(const struct ck_volume *v, int excl, int *dfd, int *fd)
 	for (int tries = 0; tries < 100; tries++) {
 		struct stat a, b;
 
-		*fd = openat(*dfd, LOG_NAME, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
+		*fd = openat(*dfd, LOG_NAME, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
 		if (*fd < 0)
 			return errno == ENOENT && !excl ? 0 : -errno;
-		if ((r = lock_fd(*fd, excl)) < 0)
-			return r;
 		if (fstat(*fd, &a) < 0)
 			return -errno;
 		if (!S_ISREG(a.st_mode))
 			return -EINVAL;
+		if ((r = lock_fd(*fd, excl)) < 0)
+			return r;
 		/* The log may have been moved aside while we waited for it. */
 		if (fstatat(*dfd, LOG_NAME, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
@@ -403,21 +405,28 @@ static int head_read(const struct ck_volume *v, int dfd, struct head *h,
 {
 	char buf[256], *sp, *sp2;
 	uint8_t want[CK_HASH_LEN], got[CK_HASH_LEN];
+	struct stat st;
 	ssize_t n;
 	int fd, r;
 
 	memset(h, 0, sizeof(*h));
-	fd = openat(dfd, HEAD_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = openat(dfd, HEAD_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	do
-		n = read(fd, buf, sizeof(buf) - 1);
-	while (n < 0 && errno == EINTR);
-	r = -errno;
-	close(fd);
-	if (n < 0)
-		return r;
 	h->present = 1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		n = 0;                  /* not a regular file: malformed */
+	} else {
+		do
+			n = read(fd, buf, sizeof(buf) - 1);
+		while (n < 0 && errno == EINTR);
+	}
+	if (n < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	close(fd);
 	buf[n] = '\0';
 	/* count=N mac=<64> hmac=<64>\n */
 	if (n < 2 || buf[n - 1] != '\n' || memchr(buf, '\0', (size_t)n) ||
@@ -437,8 +446,11 @@ static int head_read(const struct ck_volume *v, int dfd, struct head *h,
 	return 0;
 }
 
+/* sync_dir: make the rename itself durable. Only needed when the head is
+ * created; losing a later rename in a crash leaves an older genuine head,
+ * which merely lags the log (accepted, see the top of this file). */
 static int head_write(const struct ck_volume *v, int dfd, long long count,
-                      const uint8_t mac[CK_HASH_LEN])
+                      const uint8_t mac[CK_HASH_LEN], int sync_dir)
 {
 	char text[256], hex[2 * CK_HASH_LEN + 1];
 	uint8_t hm[CK_HASH_LEN];
@@ -462,9 +474,31 @@ static int head_write(const struct ck_volume *v, int dfd, long long count,
 		r = -errno;
 	if (r < 0)
 		unlinkat(dfd, HEAD_TMP, 0);
-	else if (fsync(dfd) < 0)
+	else if (sync_dir && fsync(dfd) < 0)
 		r = -errno;
 	return r;
+}
+
+/* For readers: the log (locked, or -1 when there is none) and its head as
+ * one consistent pair. A log is created before its head, so a head without
+ * a log means the log was deleted -- unless an appender created both
+ * between our two looks, in which case look again. */
+static int open_read(const struct ck_volume *v, int *dfd, int *fd, struct head *h,
+                     char *why, size_t why_len)
+{
+	struct stat st;
+	int r;
+
+	for (int tries = 0;; tries++) {
+		if ((r = log_open(v, 0, dfd, fd)) < 0 ||
+		    (r = head_read(v, *dfd, h, why, why_len)) < 0)
+			return r;
+		if (*fd >= 0 || !h->present || tries == 3 ||
+		    fstatat(*dfd, LOG_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return 0;
+		close(*dfd);
+		*dfd = -1;
+	}
 }
 
 /* ---- reading lines ---- */
@@ -796,9 +830,7 @@ int ck_audit_verify(const struct ck_volume *v, long *count, char *msg, size_t ms
 		msg[0] = '\0';
 	if (!usable(v))
 		return -EINVAL;
-	if ((r = log_open(v, 0, &dfd, &fd)) < 0)
-		goto out;
-	if ((r = head_read(v, dfd, &h, msg, msg_len)) < 0)
+	if ((r = open_read(v, &dfd, &fd, &h, msg, msg_len)) < 0)
 		goto out;
 	r = walk(v, fd, &h, &good, msg, msg_len);
 out:
@@ -868,7 +900,7 @@ int ck_audit_append(const struct ck_volume *v, const struct ck_audit_event *e)
 			goto out;
 		}
 		/* A crash after the first record must leave a head that lags. */
-		if ((r = head_write(v, dfd, 0, last_mac)) < 0)
+		if ((r = head_write(v, dfd, 0, last_mac, 1)) < 0)
 			goto out;
 	} else if (h.count > last_seq) {
 		r = bad(why, sizeof(why), "the log is truncated (its head counts %lld records, the "
@@ -912,7 +944,7 @@ int ck_audit_append(const struct ck_volume *v, const struct ck_audit_event *e)
 		r = -errno;
 		goto out;
 	}
-	r = head_write(v, dfd, last_seq + 1, mac);
+	r = head_write(v, dfd, last_seq + 1, mac, 0);
 out:
 	if (r == -EBADMSG)
 		ck_log(CK_LOG_ERR, "audit log of %s: refusing to append: %s; run 'ck-dep %s audit "
@@ -929,8 +961,8 @@ int ck_audit_head(const struct ck_volume *v, char hex[65], long *count)
 {
 	struct head h;
 	struct stat st;
-	uint8_t last_mac[CK_HASH_LEN];
-	long long last_seq = 0;
+	uint8_t last_mac[CK_HASH_LEN] = { 0 };
+	long long last_seq = 0, good;
 	char why[192];
 	int dfd = -1, fd = -1, r;
 
@@ -939,8 +971,7 @@ int ck_audit_head(const struct ck_volume *v, char hex[65], long *count)
 		*count = 0;
 	if (!usable(v))
 		return -EINVAL;
-	if ((r = log_open(v, 0, &dfd, &fd)) < 0 ||
-	    (r = head_read(v, dfd, &h, why, sizeof(why))) < 0)
+	if ((r = open_read(v, &dfd, &fd, &h, why, sizeof(why))) < 0)
 		goto out;
 	if (fd >= 0) {
 		if (fstat(fd, &st) < 0) {
@@ -958,10 +989,14 @@ int ck_audit_head(const struct ck_volume *v, char hex[65], long *count)
 		r = -EBADMSG;
 		goto out;
 	}
-	if (h.count > 0)
-		ck_hex(h.mac, CK_HASH_LEN, hex);
+	/* A head that lags (a writer crashed) vouches for the records after
+	 * it only once the whole chain is checked. */
+	if (h.count < last_seq && (r = walk(v, fd, &h, &good, why, sizeof(why))) < 0)
+		goto out;
+	if (last_seq > 0)
+		ck_hex(last_mac, CK_HASH_LEN, hex);
 	if (count)
-		*count = (long)h.count;
+		*count = (long)last_seq;
 out:
 	if (fd >= 0)
 		close(fd);

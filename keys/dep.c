@@ -368,7 +368,13 @@ static int load_all(const struct ck_volume *v, const char *sub, size_t item,
 			items = q;
 			cap = c;
 		}
-		if (len <= 0 || fn(v, buf, (size_t)len, items + n * item) < 0) {
+		/* The file name is the record ID: a copy of a record under
+		 * another name (an old version, say) is not a second record. */
+		char hex[2 * CK_ID_LEN + 1];
+		if (len > 28)
+			ck_hex(buf + 12, CK_ID_LEN, hex);
+		if (len <= 28 || strcmp(hex, e->d_name) ||
+		    fn(v, buf, (size_t)len, items + n * item) < 0) {
 			ck_log(CK_LOG_ERR, "record %s/%s is corrupt or forged; ignored", path, e->d_name);
 			if (bad)
 				(*bad)++;
@@ -736,7 +742,7 @@ int ck_config_load(const struct ck_volume *v, struct ck_config *c)
 		return r;
 	struct rd rr = { pt, len, 0, 0 };
 	c->purge_wait = get64(&rr);
-	r = rr.err;
+	r = rr.err ? rr.err : rr.off != rr.len ? -EBADMSG : 0;
 	free(pt);
 	return r;
 }
