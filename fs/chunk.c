@@ -592,6 +592,37 @@ static int set_size(struct io *io, uint64_t size)
 	return hdr_update(io, 0, &size);
 }
 
+int ck_file_refresh(struct ck_inode *in)
+{
+	uint8_t raw[CK_FILE_HDR_LEN];
+	struct ck_file_hdr h;
+	struct io io;
+	uint64_t size;
+	struct ck_gcm *g = NULL;
+	int r;
+
+	pthread_rwlock_wrlock(&in->io);
+	if ((r = io_begin(&io, in)) < 0)
+		goto out;
+	if (io.locked)
+		goto out;       /* follow_header has just done it */
+	if (pread_full(in->fd, raw, sizeof(raw), 0) != (ssize_t)sizeof(raw) ||
+	    ck_file_hdr_parse(raw, sizeof(raw), &h) < 0 ||
+	    ck_file_hdr_verify(raw, &io.ref, in->keys.header) < 0 ||
+	    (r = ck_gcm_new(&g, in->keys.size)) < 0 ||
+	    ck_file_size_open(g, &io.ref, h.size_box, &size) < 0) {
+		r = r < 0 ? r : corrupt(&io, 0, "(the file header) failed authentication");
+		goto out;
+	}
+	in->psize = size;
+	in->hdr_flags = h.flags;
+out:
+	ck_gcm_free(g);
+	io_end(&io);
+	pthread_rwlock_unlock(&in->io);
+	return r;
+}
+
 ssize_t ck_file_read(struct ck_inode *in, char *buf, size_t size, off_t off)
 {
 	struct io io;

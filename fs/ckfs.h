@@ -222,6 +222,9 @@ int ck_file_init(struct ck_inode *dir, const uint8_t dirid[static CK_ID_LEN], co
  * then set in->fd, file_id, hdr_flags and keys. Caller holds in->lock. */
 int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_LEN],
                  const char *name);
+/* Re-read the size and flags from the header (another host may have
+ * changed the file: close-to-open consistency). */
+int ck_file_refresh(struct ck_inode *in);
 /* Last release: wipe the keys and close the fd. Caller holds in->lock. */
 void ck_file_unload(struct ck_inode *in);
 ssize_t ck_file_read(struct ck_inode *in, char *buf, size_t size, off_t off);

@@ -181,6 +181,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, ck.timeout);
 }
 
+static void file_put(struct ck_inode *in);
+
 /* Open the backing file of a regular-file inode for I/O, verifying its
  * header and binding on the first open. Caller holds ns_lock (read). */
 static int file_acquire(struct ck_inode *in)
@@ -193,7 +195,11 @@ static int file_acquire(struct ck_inode *in)
 	if (in->nopen) {
 		in->nopen++;
 		pthread_mutex_unlock(&in->lock);
-		return 0;
+		/* Already open here: the header may have changed on another
+		 * host since (close-to-open consistency). */
+		if ((r = ck_file_refresh(in)) < 0)
+			file_put(in);
+		return r;
 	}
 	pthread_mutex_unlock(&in->lock);
 
