@@ -8,7 +8,9 @@
  * one is named; the audit chain; then a walk of the backing tree from the
  * root under the service tree's keys, switching to a DEP tree's keys at
  * the root of a tree whose record is active and whose DEP unwraps (as
- * fs/trees.c does: only from the service tree, trees do not nest). In
+ * fs/trees.c does: only from the service tree, trees do not nest); while a
+ * tree is being applied, an object is good under its old or its new keys
+ * (docs/FORMAT.md, "apply"), as a mount serves it. In
  * each directory: its ID, every name (long names through their sidecars),
  * and per entry: file header, MAC, binding to (directory ID, name), sealed
  * size, backing size, every block, blocks after the final one; symlink
@@ -26,8 +28,9 @@
  * named relative to the volume (".ckfs/audit.log"). An entry whose name
  * cannot be decrypted appears as "[backing name]".
  *
- * Secrets: tree, DEP and file keys only in ck_secret_alloc memory (libck),
- * released as soon as the tree or file is done; decrypted blocks, names,
+ * Secrets: tree, DEP and file keys only in ck_secret_alloc memory (libck);
+ * DEP keys are freed once the trees are loaded, file keys after each file,
+ * tree keys at exit; decrypted blocks, names,
  * symlink targets and xattrs are wiped after use; paths (plaintext) are
  * wiped before they are freed.
  *
@@ -120,14 +123,14 @@ struct strbuf {
 
 struct fsck {
 	const char *volume;
-	int json, repair, progress, opened;
+	int json, repair, progress, opened, walked;
 	struct ck_volume v;
 	char volume_id[2 * CK_ID_LEN + 1];
 	struct problem *pr;
 	size_t npr, prcap;
 	struct skipped *sk;
 	size_t nsk, skcap;
-	unsigned long long dirs, files, nfixed, nleft;
+	unsigned long long dirs, files, nfixed, nleft, nfixable;
 	int operr;
 	char operr_msg[1024];
 	struct ck_dep *deps;
@@ -403,6 +406,10 @@ static void report(struct fsck *f, const char *path, const char *kind, int fix,
 		f->nfixed++;
 	else
 		f->nleft++;
+	if (fix == FIXABLE)
+		f->nfixable++;
+	if (!strcmp(kind, "io"))
+		f->operr = 1;   /* part of the volume could not be read */
 	if (f->json)
 		return;
 	progress_clear(f);
@@ -584,15 +591,19 @@ static int open_volume(struct fsck *f, const char *key_dir)
 		ck_hex(f->v.hdr.volume_id, CK_ID_LEN, f->volume_id);
 		return 0;
 	}
-	/* -EBADMSG is a header that fails its MAC, or a corrupt key file:
-	 * only the first is a problem of the volume. */
-	if (r == -EBADMSG && ck_key_dir_check(key_dir, 0) == 0 && (kek = ck_secret_alloc(CK_KEY_LEN))) {
+	/* -EBADMSG is a header that fails its MAC or a corrupt key file,
+	 * -EKEYREJECTED a key file of another volume or a wrapped service key
+	 * that does not unwrap: with an intact key file of this volume, the
+	 * header is at fault (a problem of the volume, not of the setup). */
+	if ((r == -EBADMSG || r == -EKEYREJECTED) && ck_key_dir_check(key_dir, 0) == 0 &&
+	    (kek = ck_secret_alloc(CK_KEY_LEN))) {
 		ck_keyfile_path(key_dir, h.kek_id, kpath, sizeof(kpath));
-		if (ck_keyfile_read(kpath, id, kek) == 0) {
+		if (ck_keyfile_read(kpath, id, kek) == 0 && ck_memeq(id, h.kek_id, CK_ID_LEN)) {
 			ck_secret_free(kek, CK_KEY_LEN);
 			report(f, CK_VOLUME_DIR "/" CK_VOLUME_HDR_NAME, "volume-header", NOT_FIXABLE,
-			       "volume header failed authentication (changed by something other "
-			       "than ckfs); nothing else can be checked");
+			       "volume header %s; nothing else can be checked", r == -EBADMSG
+			       ? "failed authentication (changed by something other than ckfs)"
+			       : "holds a service key that its key file does not unwrap (corrupt)");
 			return FSCK_LEFT;
 		}
 	}
@@ -864,20 +875,30 @@ static void check_record_links(struct fsck *f)
 			       t->path);
 		if (!rec_live(t))
 			continue;
-		for (size_t j = i + 1; j < f->nrecs; j++) {
+		size_t same = 0, pair = 0, earlier = 0;
+		for (size_t j = 0; j < f->nrecs; j++) {
 			const struct ck_tree_rec *u = &f->recs[j];
 			size_t a = strlen(t->path), b = strlen(u->path), m = a < b ? a : b;
-			if (!rec_live(u) || strncmp(t->path, u->path, m) ||
+			if (j == i || !rec_live(u) || strncmp(t->path, u->path, m) ||
 			    (a != b && t->path[m] != '/' && u->path[m] != '/'))
 				continue;
-			if (a != b)
-				report(f, path, "record", NOT_FIXABLE, "tree /%s nests with tree /%s (trees "
-				       "do not nest)", t->path, u->path);
-			else if (!(t->state == CK_TREE_APPLYING && !memcmp(t->old_rec_id, u->id, CK_ID_LEN)) &&
-			         !(u->state == CK_TREE_APPLYING && !memcmp(u->old_rec_id, t->id, CK_ID_LEN)))
-				report(f, path, "record", NOT_FIXABLE, "two tree records claim /%s (an apply "
-				       "interrupted before it retired the old record?)", t->path);
+			if (a != b) {
+				if (j > i)
+					report(f, path, "record", NOT_FIXABLE, "tree /%s nests with tree /%s "
+					       "(trees do not nest)", t->path, u->path);
+				continue;
+			}
+			earlier |= j < i;
+			same++;
+			pair += (t->state == CK_TREE_APPLYING && !memcmp(t->old_rec_id, u->id, CK_ID_LEN)) ||
+			        (u->state == CK_TREE_APPLYING && !memcmp(u->old_rec_id, t->id, CK_ID_LEN));
 		}
+		/* Once per path; a tree being applied and the record it
+		 * replaces are the one legitimate pair. */
+		if (!earlier && same && !(same == 1 && pair == 1))
+			report(f, path, "record", NOT_FIXABLE, "%zu live tree records claim /%s (an "
+			       "interrupted or repeated apply?); the newest is used for the check",
+			       same + 1, t->path);
 	}
 }
 
@@ -934,7 +955,7 @@ static int rec_keys(struct fsck *f, struct depkeys *dk, const struct ck_tree_rec
 	const struct ck_dep *d = dep_by_id(f, t->dep_id);
 	uint8_t *tk = NULL;
 	char hex[2 * CK_ID_LEN + 1], path[512];
-	size_t di, len = 0;
+	size_t di;
 	int r = -1;
 
 	if (!d) {
@@ -967,13 +988,13 @@ static int rec_keys(struct fsck *f, struct depkeys *dk, const struct ck_tree_rec
 			         "(%s)", d->name, dk->msg[di]);
 		return -1;
 	}
-	if (!(tk = ck_secret_alloc(CK_WRAP_MAX))) {
+	if (!(tk = ck_secret_alloc(CK_KEY_LEN))) {
 		snprintf(ft->reason, sizeof(ft->reason), "out of secure memory for its keys");
 		ft->operr = 1;
 		return -1;
 	}
-	if (ck_key_unwrap(dk->keys + di * CK_KEY_LEN, t->wrapped_key, t->wlen, tk, &len) < 0 ||
-	    len != CK_KEY_LEN) {
+	/* Mid-roll of the DEP key, the tree key may be under the next one. */
+	if (ck_tree_key_from(t, dk->keys + di * CK_KEY_LEN, tk) < 0) {
 		ck_hex(t->id, CK_ID_LEN, hex);
 		snprintf(path, sizeof(path), "%s/trees/%s", CK_VOLUME_DIR, hex);
 		report(f, path, "record", NOT_FIXABLE, "tree record for /%s: its tree key does not "
@@ -986,7 +1007,7 @@ static int rec_keys(struct fsck *f, struct depkeys *dk, const struct ck_tree_rec
 	} else {
 		r = 0;
 	}
-	ck_secret_free(tk, CK_WRAP_MAX);
+	ck_secret_free(tk, CK_KEY_LEN);
 	return r;
 }
 
@@ -1119,8 +1140,9 @@ static int tree_below(struct fsck *f, const char *rel)
 
 /* ------------------------------------------------------------ entries */
 
-/* Every user.ck.* xattr of fd: name and value authenticate. */
-static __attribute__((noinline)) void check_xattrs(struct fsck *f, const struct ck_tree *t,
+/* Every user.ck.* xattr of fd: name and value authenticate (under the
+ * keys its name decrypts with). */
+static __attribute__((noinline)) void check_xattrs(struct fsck *f, const struct keyset *ks,
                                                     int fd, const char *path)
 {
 	char *list = NULL, name[CK_XATTR_NAME_MAX + 1];
@@ -1141,10 +1163,13 @@ static __attribute__((noinline)) void check_xattrs(struct fsck *f, const struct 
 	val = xrealloc(NULL, XATTR_SIZE_MAX);
 	pt = xrealloc(NULL, XATTR_SIZE_MAX);
 	for (char *p = list; p < list + n; p += strlen(p) + 1) {
+		const struct ck_tree *t = ks->k;
 		ssize_t vn;
+
 		if (strncmp(p, CK_XATTR_PREFIX, strlen(CK_XATTR_PREFIX)))
 			continue;       /* not ckfs's: never shown through the mount */
-		if (ck_xattr_name_decrypt(t, p, name, sizeof(name)) < 0) {
+		if (ck_xattr_name_decrypt(t, p, name, sizeof(name)) < 0 &&
+		    (!(t = ks->old) || ck_xattr_name_decrypt(t, p, name, sizeof(name)) < 0)) {
 			report(f, path, "xattr", NOT_FIXABLE, "extended attribute %s: its name does not "
 			       "decrypt (tampered, or copied from another tree)", p);
 			continue;
@@ -1168,7 +1193,7 @@ out:
 	free(pt);
 }
 
-static __attribute__((noinline)) void check_symlink(struct fsck *f, const struct ck_tree *t,
+static __attribute__((noinline)) void check_symlink(struct fsck *f, const struct keyset *ks,
                                                      int dfd, const char *e, const char *path)
 {
 	char enc[PATH_MAX + 1], out[CK_SYMLINK_MAX + 1];
@@ -1176,43 +1201,83 @@ static __attribute__((noinline)) void check_symlink(struct fsck *f, const struct
 
 	if (n < 0)
 		report(f, path, "io", NOT_FIXABLE, "cannot read the symlink: %s", strerror(errno));
-	else if ((size_t)n >= sizeof(enc) || ck_symlink_decrypt(t, enc, (size_t)n, out, sizeof(out)) < 0)
+	else if ((size_t)n >= sizeof(enc) ||
+	         (ck_symlink_decrypt(ks->k, enc, (size_t)n, out, sizeof(out)) < 0 &&
+	          (!ks->old || ck_symlink_decrypt(ks->old, enc, (size_t)n, out, sizeof(out)) < 0)))
 		report(f, path, "symlink", NOT_FIXABLE, "symlink target failed authentication "
 		       "(tampered, or moved from another tree)");
 	ck_wipe(out, sizeof(out));
 }
 
+/* How a block may be sealed: under the keys of the tree its header names,
+ * and, while a file is being applied (its header still names the old
+ * tree), also under the new tree's keys (blocks are converted first). */
+struct blockkeys {
+	struct ck_gcm *g[2];
+	struct ck_file_ref ref[2];
+	int n;
+};
+
+static int blockkeys_init(struct blockkeys *bk, const struct ck_tree *t, const struct ck_tree *alt,
+                          const struct ck_file_hdr *h, const struct ck_file_keys *k)
+{
+	struct ck_file_keys ak = { 0 };
+	int r;
+
+	memset(bk, 0, sizeof(*bk));
+	bk->ref[0] = (struct ck_file_ref){ t->volume_id, t->id, h->file_id };
+	if ((r = ck_gcm_new(&bk->g[0], k->content)) < 0)
+		return r;
+	bk->n = 1;
+	if (!alt)
+		return 0;
+	bk->ref[1] = (struct ck_file_ref){ alt->volume_id, alt->id, h->file_id };
+	if ((r = ck_file_keys_derive(alt, h->file_id, &ak)) == 0 &&
+	    (r = ck_gcm_new(&bk->g[1], ak.content)) == 0)
+		bk->n = 2;
+	ck_file_keys_release(&ak);
+	return r;
+}
+
+static void blockkeys_release(struct blockkeys *bk)
+{
+	for (int i = 0; i < bk->n; i++)
+		ck_gcm_free(bk->g[i]);
+	bk->n = 0;
+}
+
+/* 1 if ct authenticates as block b with mark last (or, not final, also
+ * still marked last: a growth interrupted by a crash, fs/chunk.c). */
+static int block_opens(const struct blockkeys *bk, uint64_t b, int last, int either,
+                       const uint8_t *ct, uint8_t *pt)
+{
+	for (int i = 0; i < bk->n; i++)
+		if (ck_block_open(bk->g[i], &bk->ref[i], b, last, ct, CK_CBLOCK_SIZE, pt) == CK_BLOCK_SIZE ||
+		    (either && ck_block_open(bk->g[i], &bk->ref[i], b, !last, ct, CK_CBLOCK_SIZE, pt) ==
+		     CK_BLOCK_SIZE))
+			return 1;
+	return 0;
+}
+
 /* NULL if block b is good, else what is wrong with it. */
-static const char *block_fault(struct ck_gcm *g, const struct ck_file_ref *ref, uint64_t b,
-                               int is_final, int sparse, const uint8_t *ct, uint8_t *pt)
+static const char *block_fault(const struct blockkeys *bk, uint64_t b, int is_final, int sparse,
+                               const uint8_t *ct, uint8_t *pt)
 {
 	if (!is_final && ck_block_is_hole(ct, CK_CBLOCK_SIZE))
 		return sparse ? NULL : "is all zeros in a file without holes (tampered?)";
-	if (ck_block_open(g, ref, b, is_final, ct, CK_CBLOCK_SIZE, pt) == CK_BLOCK_SIZE)
-		return NULL;
-	/* Still marked last though not final: a growth interrupted by a crash
-	 * (fs/chunk.c). */
-	if (!is_final && ck_block_open(g, ref, b, 1, ct, CK_CBLOCK_SIZE, pt) == CK_BLOCK_SIZE)
+	if (block_opens(bk, b, is_final, !is_final, ct, pt))
 		return NULL;
 	return is_final ? "(the final block) failed authentication (tampered, swapped, or torn by a crash)"
 	                : "failed authentication (tampered, swapped, or torn by a crash)";
 }
 
 /* Blocks 0..final, then what lies after the final block. */
-static void check_blocks(struct fsck *f, const struct ck_tree *t, int fd, const struct ck_file_hdr *h,
-                         const struct ck_file_keys *k, uint64_t size, uint64_t bsize, const char *path)
+static void check_blocks(struct fsck *f, const struct blockkeys *bk, int fd, int sparse,
+                         uint64_t size, uint64_t bsize, const char *path)
 {
-	struct ck_file_ref ref = { t->volume_id, t->id, h->file_id };
 	uint64_t final = ck_final_block(size), want = ck_backing_size(size), nbad = 0;
 	uint64_t whole = bsize > CK_FILE_HDR_LEN ? (bsize - CK_FILE_HDR_LEN) / CK_CBLOCK_SIZE : 0;
-	int sparse = h->flags & CK_FILE_SPARSE;
-	struct ck_gcm *g = NULL;
-	int r;
 
-	if ((r = ck_gcm_new(&g, k->content)) < 0) {
-		operr(f, "%s: cannot set up decryption: %s", path, strerror(-r));
-		return;
-	}
 	if (bsize < want)
 		report(f, path, "truncated", NOT_FIXABLE, "backing file is truncated: %llu of %llu "
 		       "bytes; blocks %llu to %llu are missing or cut", (unsigned long long)bsize,
@@ -1227,8 +1292,8 @@ static void check_blocks(struct fsck *f, const struct ck_tree *t, int fd, const 
 			break;
 		}
 		for (size_t i = 0; i < nb; i++, b++) {
-			const char *why = block_fault(g, &ref, b, b == final, sparse,
-			                              f->ct + i * CK_CBLOCK_SIZE, f->pt);
+			const char *why = block_fault(bk, b, b == final, sparse, f->ct + i * CK_CBLOCK_SIZE,
+			                              f->pt);
 			if (why && nbad++ < MAX_BLOCK_REPORTS)
 				report(f, path, "block", NOT_FIXABLE, "block %llu %s", (unsigned long long)b, why);
 		}
@@ -1245,12 +1310,11 @@ static void check_blocks(struct fsck *f, const struct ck_tree *t, int fd, const 
 			goto out;
 		}
 		/* Left by an interrupted growth or shrink, they are whole blocks
-		 * of this file that authenticate, with either mark. */
+		 * of this file that authenticate, with either mark, or holes
+		 * (FORMAT.md, "backing size"). */
 		for (uint64_t b = final + 1; b <= final + n && bad == UINT64_MAX; b++) {
 			if (pread_full(fd, f->ct, CK_CBLOCK_SIZE, (off_t)ck_block_offset(b)) != CK_CBLOCK_SIZE ||
-			    (ck_block_is_hole(f->ct, CK_CBLOCK_SIZE) ? !sparse
-			     : (ck_block_open(g, &ref, b, 0, f->ct, CK_CBLOCK_SIZE, f->pt) < 0 &&
-			        ck_block_open(g, &ref, b, 1, f->ct, CK_CBLOCK_SIZE, f->pt) < 0)))
+			    (!ck_block_is_hole(f->ct, CK_CBLOCK_SIZE) && !block_opens(bk, b, 0, 1, f->ct, f->pt)))
 				bad = b;
 		}
 		if (bad != UINT64_MAX)
@@ -1263,17 +1327,18 @@ static void check_blocks(struct fsck *f, const struct ck_tree *t, int fd, const 
 	}
 out:
 	ck_wipe(f->pt, CK_BLOCK_SIZE);
-	ck_gcm_free(g);
 }
 
 /* A regular file: header, MAC, binding (when the name is known), sealed
  * size, backing size, blocks (once per inode), xattrs. */
-static __attribute__((noinline)) void check_file(struct fsck *f, const struct ck_tree *t, int dfd,
+static __attribute__((noinline)) void check_file(struct fsck *f, const struct keyset *ks, int dfd,
                                                   const char *e, const uint8_t *dirid,
                                                   const char *plain, const char *path)
 {
 	uint8_t raw[CK_FILE_HDR_LEN], b[CK_BINDING_LEN];
+	const struct ck_tree *t = ks->k, *alt = NULL;
 	struct ck_file_keys k = { 0 };
+	struct blockkeys bk = { .n = 0 };
 	struct ck_file_hdr h;
 	struct ck_file_ref ref;
 	struct ck_gcm *sg = NULL;
@@ -1293,10 +1358,10 @@ static __attribute__((noinline)) void check_file(struct fsck *f, const struct ck
 	}
 	if (!S_ISREG(st.st_mode))
 		goto out;       /* replaced while we looked */
-	check_xattrs(f, t, fd, path);
-	if (st.st_size == 0 && st.st_nlink == 1) {
-		/* Created, then a crash before its header was written: no byte
-		 * of user data was ever in it. */
+	check_xattrs(f, ks, fd, path);
+	if (st.st_size == 0 && st.st_nlink == 1 && plain) {
+		/* Created under a name ckfs gave it, then a crash before its
+		 * header was written: no byte of user data was ever in it. */
 		report(f, path, "orphan", f->repair ? fix_unlink(dfd, e) : FIXABLE,
 		       "empty backing file left by an interrupted create");
 		if (f->repair && e[0] == '.') {
@@ -1317,6 +1382,13 @@ static __attribute__((noinline)) void check_file(struct fsck *f, const struct ck
 		       : r == -EPROTONOSUPPORT ? "file header has a version this ck-fsck does not know"
 		       : "file header is corrupt (cut short, or a reserved field or flag is set)");
 		goto out;
+	}
+	/* Mid-apply, a header names the old or the new tree and is sealed
+	 * with its keys; blocks may be under either (FORMAT.md, "apply"). */
+	if (ks->old) {
+		if (!memcmp(h.tree_id, ks->old->id, CK_ID_LEN))
+			t = ks->old;
+		alt = t == ks->old ? ks->k : ks->old;
 	}
 	if ((r = ck_file_keys_derive(t, h.file_id, &k)) < 0) {
 		operr(f, "%s: cannot derive the file keys: %s", path, strerror(-r));
@@ -1353,8 +1425,13 @@ static __attribute__((noinline)) void check_file(struct fsck *f, const struct ck
 	}
 	if (st.st_nlink > 1 && !inoset_add(&f->seen, st.st_dev, st.st_ino))
 		goto out;       /* blocks checked through another link */
-	check_blocks(f, t, fd, &h, &k, size, (uint64_t)st.st_size, path);
+	if ((r = blockkeys_init(&bk, t, alt, &h, &k)) < 0) {
+		operr(f, "%s: cannot set up decryption: %s", path, strerror(-r));
+		goto out;
+	}
+	check_blocks(f, &bk, fd, h.flags & CK_FILE_SPARSE, size, (uint64_t)st.st_size, path);
 out:
+	blockkeys_release(&bk);
 	ck_file_keys_release(&k);
 	close(fd);
 }
@@ -1398,6 +1475,14 @@ static void check_reserved(struct fsck *f, int dfd, const char *e, const char *p
 		       *bpath ? "/" : "", e);
 		return;
 	}
+	if (!strncmp(e, ".ckfs.tmp.", 10) && e[10] && S_ISLNK(st.st_mode)) {
+		/* ck-assign --apply writes a symlink's new target under this
+		 * name, then renames it over the old one. */
+		report(f, path, "orphan", f->repair ? fix_unlink(dfd, e) : FIXABLE,
+		       "temporary symlink %s%s%s left by an interrupted apply", bpath,
+		       *bpath ? "/" : "", e);
+		return;
+	}
 	if (!strncmp(e, ".ckfs.tmp.", 10) && e[10] && S_ISDIR(st.st_mode)) {
 		if (tmpdir_only_meta(dfd, e))
 			report(f, path, "orphan", f->repair ? fix_tmpdir(dfd, e) : FIXABLE,
@@ -1432,7 +1517,7 @@ static void check_reserved(struct fsck *f, int dfd, const char *e, const char *p
 
 /* Plaintext name of a user entry (plain entry or ".L" long-name entry):
  * its length, or -1 (reported). */
-static int decode_name(struct fsck *f, const struct ck_tree *t, int dfd,
+static int decode_name(struct fsck *f, const struct keyset *ks, int dfd,
                        const uint8_t dirid[static CK_ID_LEN], const char *e,
                        char plain[static CK_NAME_MAX + 1], const char *path, const char *bpath)
 {
@@ -1468,7 +1553,9 @@ static int decode_name(struct fsck *f, const struct ck_tree *t, int dfd,
 		}
 		enc = full;
 	}
-	n = ck_name_decrypt(t, dirid, enc, strlen(enc), plain);
+	n = ck_name_decrypt(ks->k, dirid, enc, strlen(enc), plain);
+	if (n < 0 && ks->old)
+		n = ck_name_decrypt(ks->old, dirid, enc, strlen(enc), plain);
 	if (n < 0) {
 		report(f, path, "name", NOT_FIXABLE, "entry %s%s%s: its name does not decrypt "
 		       "(tampered, or moved from another directory or tree)", bpath, sl, e);
@@ -1559,11 +1646,11 @@ static char **list_dir(int dfd, size_t *count)
 	return v;
 }
 
-static void walk_dir(struct fsck *f, const struct ck_tree *t, int in_service, int dfd,
+static void walk_dir(struct fsck *f, const struct keyset *ks, int in_service, int dfd,
                      struct strbuf *pp, struct strbuf *bp, int depth);
 
 /* One user entry of a directory (plain[0] == '\0' if its name is unknown). */
-static void check_entry(struct fsck *f, const struct ck_tree *t, int in_service, int dfd,
+static void check_entry(struct fsck *f, const struct keyset *ks, int in_service, int dfd,
                         const char *e, const uint8_t *dirid, const char *plain,
                         struct strbuf *pp, struct strbuf *bp, int depth, int below)
 {
@@ -1577,7 +1664,7 @@ static void check_entry(struct fsck *f, const struct ck_tree *t, int in_service,
 			skip_tree(f, pp->p, ft);
 			goto out;
 		}
-		t = &ft->k;
+		ks = &ft->ks;
 		in_service = 0;
 	}
 	if (fstatat(dfd, e, &st, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -1595,16 +1682,16 @@ static void check_entry(struct fsck *f, const struct ck_tree *t, int in_service,
 			       strerror(errno));
 			goto out;
 		}
-		check_xattrs(f, t, fd, pp->p);
-		walk_dir(f, t, in_service, fd, pp, bp, depth + 1);
+		check_xattrs(f, ks, fd, pp->p);
+		walk_dir(f, ks, in_service, fd, pp, bp, depth + 1);
 		close(fd);
 		goto out;
 	}
 	f->files++;
 	if (S_ISREG(st.st_mode))
-		check_file(f, t, dfd, e, dirid, plain[0] ? plain : NULL, pp->p);
+		check_file(f, ks, dfd, e, dirid, plain[0] ? plain : NULL, pp->p);
 	else if (S_ISLNK(st.st_mode))
-		check_symlink(f, t, dfd, e, pp->p);
+		check_symlink(f, ks, dfd, e, pp->p);
 	else if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode) && !S_ISCHR(st.st_mode) &&
 	         !S_ISBLK(st.st_mode))
 		report(f, pp->p, "unknown-entry", NOT_FIXABLE, "backing entry has an unknown file type");
@@ -1614,7 +1701,7 @@ out:
 	sb_pop(bp, bm);
 }
 
-static void walk_dir(struct fsck *f, const struct ck_tree *t, int in_service, int dfd,
+static void walk_dir(struct fsck *f, const struct keyset *ks, int in_service, int dfd,
                      struct strbuf *pp, struct strbuf *bp, int depth)
 {
 	char plain[CK_NAME_MAX + 1];
@@ -1645,9 +1732,9 @@ static void walk_dir(struct fsck *f, const struct ck_tree *t, int in_service, in
 			continue;
 		}
 		plain[0] = '\0';
-		if (have_id && decode_name(f, t, dfd, dirid, e, plain, pp->p, bp->p) < 0)
+		if (have_id && decode_name(f, ks, dfd, dirid, e, plain, pp->p, bp->p) < 0)
 			plain[0] = '\0';
-		check_entry(f, t, in_service, dfd, e, have_id ? dirid : NULL, plain, pp, bp, depth, below);
+		check_entry(f, ks, in_service, dfd, e, have_id ? dirid : NULL, plain, pp, bp, depth, below);
 		ck_wipe(plain, sizeof(plain));
 	}
 	for (size_t i = 0; i < n; i++)
@@ -1691,6 +1778,7 @@ static void print_json(struct fsck *f, int rc)
 
 static void check_volume(struct fsck *f)
 {
+	struct keyset service = { &f->v.service, NULL };
 	struct strbuf pp, bp;
 	char where[4096];
 	int fd;
@@ -1714,8 +1802,9 @@ static void check_volume(struct fsck *f)
 	}
 	sb_init(&pp, "/");
 	sb_init(&bp, "");
-	check_xattrs(f, &f->v.service, fd, "/");
-	walk_dir(f, &f->v.service, 1, fd, &pp, &bp, 0);
+	f->walked = 1;
+	check_xattrs(f, &service, fd, "/");
+	walk_dir(f, &service, 1, fd, &pp, &bp, 0);
 	close(fd);
 	sb_release(&pp);
 	sb_release(&bp);
@@ -1775,7 +1864,7 @@ int main(int argc, char **argv)
 	progress_clear(&f);
 	if (f.json) {
 		print_json(&f, rc);
-	} else if (f.opened) {
+	} else if (f.opened && f.walked) {
 		printf("%s: %s: %llu directories, %llu files", prog, f.volume, f.dirs, f.files);
 		if (f.nsk)
 			printf(", %zu tree%s not checkable", f.nsk, f.nsk == 1 ? "" : "s");
@@ -1783,7 +1872,7 @@ int main(int argc, char **argv)
 			printf(": clean%s\n", f.operr ? " as far as checked" : "");
 		else
 			printf(": %zu problem%s (%llu fixed, %llu left)%s\n", f.npr, f.npr == 1 ? "" : "s",
-			       f.nfixed, f.nleft, f.nleft && !f.repair ? "; see --repair for the fixable ones" : "");
+			       f.nfixed, f.nleft, f.nfixable ? "; --repair fixes the fixable ones" : "");
 	}
 	fflush(stdout);
 	release_trees(&f);
