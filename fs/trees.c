@@ -412,6 +412,12 @@ static void reload(void)
 
 		if (t->state == CK_TREE_PENDING)
 			continue;       /* still under the old key until applied */
+		/* A record that a tree being applied replaces is retired already,
+		 * whatever order the records are read in. */
+		for (size_t j = 0; j < nt; j++)
+			if (trees[j].state == CK_TREE_APPLYING &&
+			    !memcmp(trees[j].old_rec_id, t->id, CK_ID_LEN))
+				t->state = CK_TREE_RETIRED;
 		pthread_mutex_lock(&ck.trees_lock);
 		for (s = ck.trees; s; s = s->next)
 			if (!memcmp(s->rec_id, t->id, CK_ID_LEN))

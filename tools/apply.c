@@ -600,7 +600,9 @@ int ck_apply_tree(const struct ck_volume *v, const char *backing_root, const cha
 		return errno == ENOENT ? 0 : -errno;
 	if ((r = scan(&c, fd, 0)) == 0) {
 		progress(&c, 0);
-		r = convert_dir(&c, fd, plain_root, 0);
+		/* The root's own xattrs belong to the tree too. */
+		if ((r = convert_xattrs(&c, fd, ".")) == 0)
+			r = convert_dir(&c, fd, plain_root, 0);
 	}
 	syncfs(fd);
 	progress(&c, 1);

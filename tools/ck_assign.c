@@ -277,7 +277,10 @@ int main(int argc, char **argv)
 		if (trees[i].state == CK_TREE_PURGED || trees[i].state == CK_TREE_RETIRED)
 			continue;
 		if (!strcmp(trees[i].path, path)) {
-			cur = &trees[i];
+			/* While a move between deps is interrupted, the record being
+			 * applied is the current one, not the one it replaces. */
+			if (!cur || trees[i].state == CK_TREE_APPLYING)
+				cur = &trees[i];
 			continue;
 		}
 		if (!strncmp(trees[i].path, path, m) && (trees[i].path[m] == '/' || path[m] == '/')) {
