@@ -50,7 +50,10 @@
  * fdatasync and the head update; readers (verify, print, head) hold a
  * shared lock. Each call opens its own descriptor, so threads of one
  * process exclude each other as processes do. This is the only lock in
- * this file and no other libck lock is taken while it is held.
+ * this file and no other libck lock is taken while it is held. The
+ * descriptors are O_CLOEXEC, but a child forked while another thread is
+ * inside a ck_audit_* call shares that descriptor, and so the lock, until
+ * it execs or exits: fork only to exec, or before starting threads.
  *
  * Crashes: the head is written after the record, so a crash in between
  * leaves a head that lags the log; that is accepted when the head's MAC is
