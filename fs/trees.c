@@ -135,8 +135,17 @@ static void audit(const char *event, const char *dep, const char *tree, const ch
                   const char *result, const char *actor)
 {
 	struct ck_audit_event e = { event, dep, tree, uri, result, actor };
+	/* dep and tree are "dep:<hex id>" / "tree:<hex id>" labels (see
+	 * id_label): names and paths are customer data, the log is not. */
 	if (ck_audit_append(&ck.vol, &e) < 0)
 		ck_log(CK_LOG_WARNING, "could not append \"%s\" to the audit log", event);
+}
+
+static const char *id_label(const char *kind, const uint8_t id[CK_ID_LEN], char *buf, size_t n)
+{
+	snprintf(buf, n, "%s:", kind);
+	ck_hex(id, CK_ID_LEN, buf + strlen(buf));
+	return buf;
 }
 
 /* Stop serving s: wipe its keys and every open file's keys, then drop the
@@ -195,6 +204,7 @@ static void revoke_tree(struct ck_stree *s, int status)
  * remount or another host must not serve the DEP again). */
 static void record_revocation(const uint8_t dep_id[CK_ID_LEN], const char *detail)
 {
+	char lb[48];
 	struct ck_dep *deps;
 	size_t n;
 	int lock = ck_meta_lock(&ck.vol);
@@ -209,7 +219,8 @@ static void record_revocation(const uint8_t dep_id[CK_ID_LEN], const char *detai
 			deps[i].changed = (uint64_t)time(NULL);
 			deps[i].generation++;
 			if (ck_dep_save(&ck.vol, &deps[i]) == 0)
-				audit("revoked", deps[i].name, NULL, NULL, detail, "probe");
+				audit("revoked", id_label("dep", deps[i].id, lb, sizeof(lb)), NULL, NULL,
+				      detail, "probe");
 		}
 		free(deps);
 	}
@@ -227,6 +238,7 @@ static struct ck_dep *dep_by_id(struct ck_dep *deps, size_t n, const uint8_t id[
 /* Bring a tree record to life: unwrap its DEP key and tree key. */
 static int load_keys(struct ck_stree *s, struct ck_dep *d, const struct ck_tree_rec *t)
 {
+	char l1[48], l2[48];
 	uint8_t *dk = ck_secret_alloc(CK_KEY_LEN), *tk = ck_secret_alloc(CK_WRAP_MAX);
 	char msg[1024];
 	size_t len = 0;
@@ -245,14 +257,16 @@ static int load_keys(struct ck_stree *s, struct ck_dep *d, const struct ck_tree_
 	if (r < 0) {
 		ck_log(CK_LOG_ERR, "dep \"%s\": no customer key answers (%s); tree %s not served",
 		       d->name, msg, t->path);
-		audit("unwrap-failed", d->name, t->path, NULL, "unavailable", "daemon");
+		audit("unwrap-failed", id_label("dep", d->id, l1, sizeof(l1)),
+		      id_label("tree", t->id, l2, sizeof(l2)), NULL, "unavailable", "daemon");
 		r = -ENOKEY;
 		goto out;
 	}
 	if (fallback) {
 		ck_log(CK_LOG_WARNING, "dep \"%s\": customer keys unavailable (%s); serving with the "
 		       "availability key", d->name, msg);
-		audit("availability-key-fallback", d->name, t->path, NULL, msg, "daemon");
+		audit("availability-key-fallback", id_label("dep", d->id, l1, sizeof(l1)),
+		      id_label("tree", t->id, l2, sizeof(l2)), NULL, msg, "daemon");
 	}
 	(void)len;
 	if ((r = ck_tree_key_from(t, dk, tk)) < 0) {
@@ -324,7 +338,7 @@ static int load_old_keys(struct ck_stree *s, const struct ck_tree_rec *t, struct
 	}
 	if (!(o = rec_by_id(all, nt, t->old_rec_id)))
 		return -ENOKEY;
-	if (ck_tree_key_unwrap(&ck.vol, o, deps, nd, &s->old, &fb, msg, sizeof(msg)) < 0) {
+	if (ck_tree_key_unwrap(&ck.vol, o, deps, nd, &s->old, 1, &fb, msg, sizeof(msg)) < 0) {
 		ck_log(CK_LOG_ERR, "tree %s: the keys it is applied from do not unwrap: %s", s->path, msg);
 		return -ENOKEY;
 	}
@@ -410,8 +424,10 @@ static void reload(void)
 		struct ck_dep *d = dep_by_id(deps, nd, t->dep_id);
 		struct ck_stree *s;
 
-		if (t->state == CK_TREE_PENDING)
-			continue;       /* still under the old key until applied */
+		/* A pending tree is still under the service key until applied,
+		 * but once its dep is revoked it is not served either. */
+		if (t->state == CK_TREE_PENDING && d && d->state == CK_DEP_ACTIVE)
+			continue;
 		/* A record that a tree being applied replaces is retired already,
 		 * whatever order the records are read in. */
 		for (size_t j = 0; j < nt; j++)
@@ -430,9 +446,9 @@ static void reload(void)
 				revoke_tree(s, -EKEYREVOKED);
 			continue;
 		}
-		int alive = d && d->state == CK_DEP_ACTIVE;
+		int alive = d && d->state == CK_DEP_ACTIVE && t->state != CK_TREE_PENDING;
 		if (s) {
-			if (!alive && s->status == 0)
+			if (!alive && s->status != -EKEYREVOKED)
 				revoke_tree(s, -EKEYREVOKED);
 			else if (alive && s->status == -ENOKEY) {
 				/* The customer keys came back. */
@@ -528,11 +544,19 @@ static int nap(long ms)
 /* Follows the volume's records: every 200 ms, reload when they changed. */
 static void *watch(void *arg)
 {
-	struct timespec last = { 0 };
+	struct timespec last = { 0 }, now, full = { 0 };
 
 	do {
-		if (records_changed(&last))
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		/* Also a full reload every key_ttl: directory times on shared
+		 * storage may lag, and trees whose keys were unavailable get
+		 * retried. */
+		int due = now.tv_sec - full.tv_sec >= (time_t)ck.key_ttl;
+		if (records_changed(&last) || due) {
 			reload();
+			if (due)
+				full = now;
+		}
 		ck_inode_apply_fixups();
 	} while (!nap(200));
 	return arg;
@@ -570,7 +594,9 @@ static void *probe(void *arg)
 			} else if (r < 0) {
 				ck_log(CK_LOG_WARNING, "dep \"%s\": customer keys unavailable (%s); still "
 				       "serving with the keys in memory", deps[i].name, msg);
-				audit("customer-keys-unavailable", deps[i].name, NULL, NULL, msg, "probe");
+				char lb[48];
+				audit("customer-keys-unavailable", id_label("dep", deps[i].id, lb, sizeof(lb)),
+				      NULL, NULL, msg, "probe");
 			}
 		}
 		free(deps);

@@ -414,8 +414,8 @@ int ck_tree_rec_load_all(const struct ck_volume *v, struct ck_tree_rec **out, si
 }
 
 int ck_tree_key_unwrap(const struct ck_volume *v, const struct ck_tree_rec *t,
-                       struct ck_dep *deps, size_t nd, struct ck_tree *out, int *fallback,
-                       char *msg, size_t msg_len)
+                       struct ck_dep *deps, size_t nd, struct ck_tree *out, int allow_fallback,
+                       int *fallback, char *msg, size_t msg_len)
 {
 	uint8_t *dk = ck_secret_alloc(CK_KEY_LEN), *tk = ck_secret_alloc(CK_WRAP_MAX);
 	struct ck_dep *d = NULL;
@@ -439,7 +439,7 @@ int ck_tree_key_unwrap(const struct ck_volume *v, const struct ck_tree_rec *t,
 		r = -EKEYREVOKED;
 		goto out;
 	}
-	if ((r = ck_dep_unwrap(d, dk, 1, fallback, msg, msg_len)) < 0)
+	if ((r = ck_dep_unwrap(d, dk, allow_fallback, fallback, msg, msg_len)) < 0)
 		goto out;
 	(void)len;
 	if (ck_tree_key_from(t, dk, tk) < 0) {

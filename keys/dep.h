@@ -105,8 +105,8 @@ int ck_dep_probe(struct ck_dep *d, char *msg, size_t msg_len) CK_WUR;
  * the tree key. -EKEYREVOKED when the DEP is not active or every customer
  * key denies. */
 int ck_tree_key_unwrap(const struct ck_volume *v, const struct ck_tree_rec *t,
-                       struct ck_dep *deps, size_t nd, struct ck_tree *out, int *fallback,
-                       char *msg, size_t msg_len) CK_WUR;
+                       struct ck_dep *deps, size_t nd, struct ck_tree *out, int allow_fallback,
+                       int *fallback, char *msg, size_t msg_len) CK_WUR;
 
 const char *ck_dep_state_name(uint32_t s);
 const char *ck_tree_state_name(uint32_t s);

@@ -60,10 +60,19 @@ static int has_data(const struct ck_volume *v, const char *path)
 	return r;
 }
 
-static void audit(const struct ck_volume *v, const char *event, const char *dep,
-                  const char *path, const char *result)
+/* In the audit log DEPs and trees appear by ID (names and paths are
+ * customer data; the log is in the backing store). */
+static void audit_ids(const struct ck_volume *v, const char *event, const uint8_t *dep_id,
+                      const uint8_t *tree_id, const char *result)
 {
-	struct ck_audit_event e = { event, dep, path, NULL, result, "operator" };
+	char d[40] = "dep:", t[40] = "tree:";
+	struct ck_audit_event e = { event, dep_id ? d : NULL, tree_id ? t : NULL, NULL, result,
+	                            "operator" };
+
+	if (dep_id)
+		ck_hex(dep_id, CK_ID_LEN, d + 4);
+	if (tree_id)
+		ck_hex(tree_id, CK_ID_LEN, t + 5);
 	if (ck_audit_append(v, &e) < 0)
 		fprintf(stderr, "%s: warning: could not append to the audit log\n", prog);
 }
@@ -127,7 +136,7 @@ static int run_apply(struct ck_volume *v, struct ck_tree_rec *t, int json)
 	if ((r = ck_dep_load_all(v, &deps, &nd, NULL)) < 0 ||
 	    (r = ck_tree_rec_load_all(v, &all, &na, NULL)) < 0)
 		goto out;
-	if ((r = ck_tree_key_unwrap(v, t, deps, nd, &nt, &fb, msg, sizeof(msg))) < 0) {
+	if ((r = ck_tree_key_unwrap(v, t, deps, nd, &nt, 0, &fb, msg, sizeof(msg))) < 0) {
 		fprintf(stderr, "%s: cannot unwrap the new key of %s: %s\n", prog, t->path, msg);
 		goto out;
 	}
@@ -137,7 +146,7 @@ static int run_apply(struct ck_volume *v, struct ck_tree_rec *t, int json)
 		for (size_t i = 0; i < na; i++)
 			if (!memcmp(all[i].id, t->old_rec_id, CK_ID_LEN))
 				old = &all[i];
-		if (!old || (r = ck_tree_key_unwrap(v, old, deps, nd, &ot, &fb, msg, sizeof(msg))) < 0) {
+		if (!old || (r = ck_tree_key_unwrap(v, old, deps, nd, &ot, 0, &fb, msg, sizeof(msg))) < 0) {
 			fprintf(stderr, "%s: cannot unwrap the key %s is moving from: %s\n", prog, t->path,
 			        old ? msg : "its record is gone");
 			r = r < 0 ? r : -ENOENT;
@@ -187,7 +196,7 @@ static int run_apply(struct ck_volume *v, struct ck_tree_rec *t, int json)
 		char res[128];
 		snprintf(res, sizeof(res), "ok: %llu files, %llu converted",
 		         (unsigned long long)st.files, (unsigned long long)st.converted);
-		audit(v, "applied", NULL, t->path, res);
+		audit_ids(v, "applied", t->dep_id, t->id, res);
 		if (json)
 			printf("{\"tree\":\"%s\",\"state\":\"active\",\"files\":%llu,\"converted\":%llu,"
 			       "\"bytes\":%llu}\n", t->path, (unsigned long long)st.files,
@@ -328,6 +337,19 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		static const uint8_t zero[CK_ID_LEN];
+		struct ck_dep *all_deps = NULL;
+		size_t ndeps = 0;
+		int from_ok = cur->state == CK_TREE_PENDING;
+		if (!from_ok && ck_dep_load_all(&v, &all_deps, &ndeps, NULL) == 0)
+			for (size_t k = 0; k < ndeps; k++)
+				if (!memcmp(all_deps[k].id, cur->dep_id, CK_ID_LEN))
+					from_ok = all_deps[k].state == CK_DEP_ACTIVE;
+		free(all_deps);
+		if (!from_ok) {
+			fprintf(stderr, "%s: %s is under a dep that is not active (revoked or purged); its "
+			        "data cannot be moved to another dep\n", prog, path);
+			goto out;
+		}
 		if (new_record(&d, path, CK_TREE_APPLYING,
 		               cur->state == CK_TREE_PENDING ? zero : cur->id, &t) < 0)
 			goto out;
@@ -344,7 +366,7 @@ int main(int argc, char **argv)
 		uint32_t state = !data ? CK_TREE_ACTIVE : apply ? CK_TREE_APPLYING : CK_TREE_PENDING;
 		if (new_record(&d, path, state, NULL, &t) < 0 || save(&v, &t) < 0)
 			goto out;
-		audit(&v, "assigned", d.name, path, ck_tree_state_name(state));
+		audit_ids(&v, "assigned", d.id, t.id, ck_tree_state_name(state));
 		if (state == CK_TREE_PENDING) {
 			printf("%s: %s already holds data: assigned to dep \"%s\" as pending; it stays "
 			       "under its current key until you run 'ck-assign --apply %s %s %s'\n", prog,
@@ -368,7 +390,7 @@ int main(int argc, char **argv)
 	}
 	ck_meta_unlock(lock);
 	lock = -1;
-	audit(&v, "apply-started", d.name, path, "ok");
+	audit_ids(&v, "apply-started", d.id, t.id, "ok");
 	r = run_apply(&v, &t, json) < 0 ? EXIT_FAIL : EXIT_OK;
 out:
 	ck_wipe(&t, sizeof(t));

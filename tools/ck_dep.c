@@ -60,6 +60,24 @@ static void audit(const struct ck_volume *v, const char *event, const char *dep,
 		fprintf(stderr, "%s: warning: could not append to the audit log\n", prog);
 }
 
+/* The audit log lives in the backing store: DEPs and trees appear there by
+ * ID (their names and paths are customer data; 'ck-dep list' maps them). */
+static const char *dep_label(const struct ck_dep *d)
+{
+	static char hex[40];
+	snprintf(hex, sizeof(hex), "dep:");
+	ck_hex(d->id, 16, hex + 4);
+	return hex;
+}
+
+static const char *tree_label(const struct ck_tree_rec *t)
+{
+	static char hex[40];
+	snprintf(hex, sizeof(hex), "tree:");
+	ck_hex(t->id, 16, hex + 5);
+	return hex;
+}
+
 static int trees_of(const struct ck_volume *v, const struct ck_dep *d, struct ck_tree_rec **out, size_t *n)
 {
 	struct ck_tree_rec *all;
@@ -76,15 +94,23 @@ static int trees_of(const struct ck_volume *v, const struct ck_dep *d, struct ck
 	return 0;
 }
 
-static void print_dep(const struct ck_volume *v, const struct ck_dep *d, int json, FILE *f)
+/* all/nall: every tree record, when loaded == 1 (else loaded here). */
+static void print_dep(const struct ck_volume *v, const struct ck_dep *d, int json, FILE *f,
+                      const struct ck_tree_rec *all, size_t nall, int loaded)
 {
 	struct ck_tree_rec *trees = NULL;
 	size_t nt = 0;
 	char hex[33];
 
 	hex_id(d->id, hex);
-	if (trees_of(v, d, &trees, &nt) < 0)
+	if (loaded) {
+		if ((trees = malloc((nall ? nall : 1) * sizeof(*trees))))
+			for (size_t i = 0; i < nall; i++)
+				if (!memcmp(all[i].dep_id, d->id, CK_ID_LEN))
+					trees[nt++] = all[i];
+	} else if (trees_of(v, d, &trees, &nt) < 0) {
 		nt = 0;
+	}
 	if (json) {
 		fprintf(f, "{\"name\":");
 		json_str(f, d->name);
@@ -123,7 +149,8 @@ static int default_uri(const char *key_dir, const char *sub, const char *name, c
 	char hex[33];
 
 	hex_id(id, hex);
-	int w = n ? snprintf(out, len, "file:%s/%s/%s-%.8s-%d.key", key_dir, sub, name, hex, n)
+	(void)name;
+	int w = n ? snprintf(out, len, "file:%s/%s/%s-%d.key", key_dir, sub, hex, n)
 	          : snprintf(out, len, "file:%s/%s/%s.key", key_dir, sub, hex);
 	return w < 0 || (size_t)w >= len ? -ENAMETOOLONG : 0;
 }
@@ -201,8 +228,8 @@ static int cmd_create(struct ck_volume *v, const char *key_dir, const char *name
 		r = EXIT_FAIL;
 		goto undo;
 	}
-	audit(v, "dep-created", name, NULL, NULL, "ok");
-	print_dep(v, &d, 0, stdout);
+	audit(v, "dep-created", dep_label(&d), NULL, NULL, "ok");
+	print_dep(v, &d, 0, stdout, NULL, 0, 0);
 	r = EXIT_OK;
 	goto out;
 toolong:
@@ -233,16 +260,20 @@ static int cmd_list(struct ck_volume *v, int json)
 		fprintf(stderr, "%s: cannot read the dep records: %s\n", prog, strerror(-r));
 		return EXIT_FAIL;
 	}
+	struct ck_tree_rec *trees = NULL;
+	size_t nt = 0;
+	int loaded = ck_tree_rec_load_all(v, &trees, &nt, NULL) == 0;
 	qsort(all, n, sizeof(*all), cmp_dep);
 	if (json)
 		printf("{\"deps\":[");
 	for (size_t i = 0; i < n; i++) {
 		if (json && i)
 			putchar(',');
-		print_dep(v, &all[i], json, stdout);
+		print_dep(v, &all[i], json, stdout, trees, nt, loaded);
 	}
 	if (json)
 		printf("]}\n");
+	free(trees);
 	free(all);
 	return EXIT_OK;
 }
@@ -265,7 +296,7 @@ static int cmd_show(struct ck_volume *v, const char *name, int json)
 
 	if (find_or_fail(v, name, &d) < 0)
 		return EXIT_FAIL;
-	print_dep(v, &d, json, stdout);
+	print_dep(v, &d, json, stdout, NULL, 0, 0);
 	if (json)
 		putchar('\n');
 	return EXIT_OK;
@@ -337,7 +368,7 @@ static int cmd_revoke(struct ck_volume *v, const char *name)
 		fprintf(stderr, "%s: cannot save dep \"%s\"\n", prog, name);
 		goto out;
 	}
-	audit(v, "revoked", name, NULL, NULL, "ok");
+	audit(v, "revoked", dep_label(&d), NULL, NULL, "ok");
 	printf("%s: dep \"%s\" revoked; mounts stop serving its trees now. purge it with "
 	       "'ck-dep VOLUME purge %s'\n", prog, name, name);
 	r = EXIT_OK;
@@ -354,7 +385,8 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 static int cert_mac(const struct ck_volume *v, const char *text, size_t n, char hex[65]);
 static int save_dep(struct ck_volume *v, struct ck_dep *d);
 
-static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm, int cancel)
+static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm, int cancel,
+                     int json_out)
 {
 	struct ck_dep d;
 	struct ck_tree_rec *trees = NULL;
@@ -386,7 +418,7 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm,
 		d.purge_after = 0;
 		if (save_dep(v, &d) < 0)
 			goto out;
-		audit(v, "purge-cancelled", name, NULL, NULL, "ok");
+		audit(v, "purge-cancelled", dep_label(&d), NULL, NULL, "ok");
 		printf("%s: purge of dep \"%s\" cancelled; it stays revoked\n", prog, name);
 		r = EXIT_OK;
 		goto out;
@@ -418,7 +450,7 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm,
 			d.purge_after = now + cfg.purge_wait;
 			if (save_dep(v, &d) < 0)
 				goto out;
-			audit(v, "purge-requested", name, NULL, NULL, "waiting period started");
+			audit(v, "purge-requested", dep_label(&d), NULL, NULL, "waiting period started");
 			printf("%s: purge of dep \"%s\" requested; it can run after %llu s (run this "
 			       "command again then, or cancel with --cancel)\n", prog, name,
 			       (unsigned long long)cfg.purge_wait);
@@ -430,7 +462,7 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm,
 			        "refused until then\n", prog, name, (unsigned long long)(d.purge_after - now));
 			goto out;
 		}
-		audit(v, "purge-requested", name, NULL, NULL, "executing");
+		audit(v, "purge-requested", dep_label(&d), NULL, NULL, "executing");
 	}
 	/* 1. every wrapped copy of the DEP key, then the availability key. */
 	for (uint32_t i = 0; i < d.n_wraps; i++) {
@@ -439,7 +471,7 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm,
 		w->len = 0;
 		if (w->role == CK_ROLE_AVAILABILITY) {
 			int e = ck_key_destroy_uri(w->uri, msg, sizeof(msg));
-			audit(v, "availability-key-destroyed", name, NULL, w->uri, e == 0 ? "ok" : msg);
+			audit(v, "availability-key-destroyed", dep_label(&d), NULL, w->uri, e == 0 ? "ok" : msg);
 		}
 	}
 	/* Purge-pending with no waiting time left marks an execution under
@@ -451,9 +483,20 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm,
 	/* 2. the trees' ciphertext. */
 	if (trees_of(v, &d, &trees, &nt) < 0)
 		goto out;
+	struct ck_tree_rec *every = NULL;
+	size_t nevery = 0;
+	if (ck_tree_rec_load_all(v, &every, &nevery, NULL) < 0)
+		goto out;
 	for (size_t i = 0; i < nt; i++) {
 		char bpath[8192], full[9000];
-		if (ck_volume_backing_path(v, trees[i].path, bpath, sizeof(bpath)) == 0) {
+		/* A retired record's path may belong to another dep now (the
+		 * tree was moved): its data is not this dep's to delete. */
+		int owned = trees[i].state != CK_TREE_RETIRED && trees[i].state != CK_TREE_PURGED;
+		for (size_t j = 0; j < nevery && owned; j++)
+			if (memcmp(every[j].dep_id, d.id, CK_ID_LEN) && !strcmp(every[j].path, trees[i].path) &&
+			    every[j].state != CK_TREE_RETIRED && every[j].state != CK_TREE_PURGED)
+				owned = 0;
+		if (owned && ck_volume_backing_path(v, trees[i].path, bpath, sizeof(bpath)) == 0) {
 			snprintf(full, sizeof(full), "%s/%s", v->path, bpath);
 			if (nftw(full, rm_entry, 32, FTW_DEPTH | FTW_PHYS) < 0) {
 				fprintf(stderr, "%s: cannot delete tree %s: %s\n", prog, trees[i].path, strerror(errno));
@@ -462,18 +505,22 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm,
 		}
 		ck_wipe(trees[i].wrapped_key, sizeof(trees[i].wrapped_key));
 		trees[i].wlen = 0;
+		ck_wipe(trees[i].next_wrapped_key, sizeof(trees[i].next_wrapped_key));
+		trees[i].next_wlen = 0;
 		trees[i].state = CK_TREE_PURGED;
 		trees[i].generation++;
 		if (ck_tree_rec_save(v, &trees[i]) < 0)
 			goto out;
-		audit(v, "tree-deleted", name, trees[i].path, NULL, "ok");
+		if (owned)
+			audit(v, "tree-deleted", dep_label(&d), tree_label(&trees[i]), NULL, "ok");
 	}
+	free(every);
 	d.state = CK_DEP_PURGED;
 	d.changed = (uint64_t)time(NULL);
 	d.generation++;
 	if (ck_dep_save(v, &d) < 0)
 		goto out;
-	audit(v, "purged", name, NULL, NULL, "ok");
+	audit(v, "purged", dep_label(&d), NULL, NULL, "ok");
 	if (ck_audit_head(v, head, &count) < 0)
 		head[0] = '\0';
 	hex_id(d.id, hex);
@@ -490,6 +537,20 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm,
 		(void)mac;
 		if (cert_mac(v, cert, (size_t)len, machex) < 0)
 			goto out;
+		char cpath[128];
+		FILE *cf;
+		mkdirat(v->fd, CK_VOLUME_DIR "/certificates", 0700);
+		snprintf(cpath, sizeof(cpath), "%s/%s/certificates/%s.json", v->path, CK_VOLUME_DIR, hex);
+		if ((cf = fopen(cpath, "w"))) {
+			fprintf(cf, "%s\n{\"mac\":\"%s\"}\n", cert, machex);
+			fclose(cf);
+		}
+		if (!json_out)
+			fprintf(stderr, "purge certificate: dep \"%s\" (%s) purged; %zu tree(s) deleted; "
+			        "every wrapped copy of its key wiped and its availability key destroyed;\n"
+			        "audit chain head %s (%ld records). A copy is kept in .ckfs/certificates/. "
+			        "Verify with 'ck-dep VOLUME verify-certificate FILE'.\n", d.name, hex, nt,
+			        head, count);
 		printf("%s\n{\"mac\":\"%s\"}\n", cert, machex);
 	}
 	r = EXIT_OK;
@@ -642,10 +703,22 @@ static int cmd_roll(struct ck_volume *v, const char *key_dir, const char *name, 
 	if (customer_unwrap(&d, key) < 0)
 		goto out;
 	for (int i = 0; i < npairs; i++) {
-		char *eq = strchr(pairs[i], '=');
+		char *eq = NULL;
 		uint32_t j;
+		/* URIs contain '=' themselves (pkcs11:...;id=...): split where
+		 * OLD is one of the dep's customer keys and NEW has a scheme. */
+		for (char *q = strchr(pairs[i], '='); q && !eq; q = strchr(q + 1, '=')) {
+			*q = '\0';
+			for (j = 0; j < d.n_wraps && !eq; j++)
+				if (d.wraps[j].role == CK_ROLE_CUSTOMER && !strcmp(d.wraps[j].uri, pairs[i]) &&
+				    ck_provider_for(q + 1))
+					eq = q;
+			if (!eq)
+				*q = '=';
+		}
 		if (!eq) {
-			fprintf(stderr, "%s: --customer-key for roll takes OLD=NEW, not \"%s\"\n", prog, pairs[i]);
+			fprintf(stderr, "%s: --customer-key for roll takes OLD=NEW with OLD one of the dep's "
+			        "customer keys, not \"%s\"\n", prog, pairs[i]);
 			r = EXIT_USAGE;
 			goto out;
 		}
@@ -681,13 +754,13 @@ static int cmd_roll(struct ck_volume *v, const char *key_dir, const char *name, 
 		goto out;
 	if (old_avail[0] && strcmp(old_avail, d.wraps[j].uri)) {
 		int e = ck_key_destroy_uri(old_avail, msg, sizeof(msg));
-		audit(v, "availability-key-destroyed", name, NULL, old_avail, e == 0 ? "ok" : msg);
+		audit(v, "availability-key-destroyed", dep_label(&d), NULL, old_avail, e == 0 ? "ok" : msg);
 	}
 	if (dep_key && roll_dep_key(v, &d, key) < 0) {
 		fprintf(stderr, "%s: dep key roll of \"%s\" did not finish; run it again\n", prog, name);
 		goto out;
 	}
-	audit(v, "rolled", name, NULL, NULL, dep_key ? "dep key" : avail ? "availability key" : "customer key");
+	audit(v, "rolled", dep_label(&d), NULL, NULL, dep_key ? "dep key" : avail ? "availability key" : "customer key");
 	printf("%s: dep \"%s\" rolled\n", prog, name);
 	r = EXIT_OK;
 out:
@@ -718,6 +791,15 @@ static int cmd_recover(struct ck_volume *v, const char *name, char **uris, int n
 		        ck_dep_state_name(d.state));
 		goto out;
 	}
+	/* Keys that answer "denied" were revoked, not lost: record that. */
+	if (ck_dep_probe(&d, msg, sizeof(msg)) == -EKEYREVOKED) {
+		d.state = CK_DEP_REVOKED;
+		if (save_dep(v, &d) == 0)
+			audit(v, "revoked", dep_label(&d), NULL, NULL, "every customer key denied (found by recover)");
+		fprintf(stderr, "%s: every customer key of dep \"%s\" answers denied: that is a "
+		        "revocation, and a revoked dep is never recovered (recorded as revoked)\n", prog, name);
+		goto out;
+	}
 	for (uint32_t i = 0; i < d.n_wraps && !ok; i++) {
 		if (d.wraps[i].role != CK_ROLE_AVAILABILITY)
 			continue;
@@ -742,7 +824,7 @@ static int cmd_recover(struct ck_volume *v, const char *name, char **uris, int n
 			nd.wraps[nd.n_wraps++] = d.wraps[i];
 	if (save_dep(v, &nd) < 0)
 		goto out;
-	audit(v, "recovered", name, NULL, NULL, "customer keys replaced");
+	audit(v, "recovered", dep_label(&d), NULL, NULL, "customer keys replaced");
 	printf("%s: dep \"%s\" recovered with %d new customer key(s)\n", prog, name, n);
 	r = EXIT_OK;
 out:
@@ -905,7 +987,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "revoke"))
 		r = cmd_revoke(&v, name);
 	else if (!strcmp(cmd, "purge"))
-		r = cmd_purge(&v, name, confirm, cancel);
+		r = cmd_purge(&v, name, confirm, cancel, json);
 	else if (!strcmp(cmd, "roll"))
 		r = cmd_roll(&v, key_dir, name, cust, ncust, avail_roll, avail, dep_key);
 	else if (!strcmp(cmd, "recover"))
