@@ -92,10 +92,10 @@ ck_build() {
 		# A configure that failed half-way leaves a directory meson
 		# will not set up again without --wipe.
 		if ! meson setup "$CK_BUILD_DIR" "$CK_ROOT" \
-				--buildtype=debugoptimized >"$log" 2>&1 &&
+				--buildtype=debugoptimized ${CK_MESON_OPTS:-} >"$log" 2>&1 &&
 		   ! { [ -d "$CK_BUILD_DIR/meson-private" ] &&
 		       meson setup --wipe "$CK_BUILD_DIR" "$CK_ROOT" \
-				--buildtype=debugoptimized >"$log" 2>&1; }; then
+				--buildtype=debugoptimized ${CK_MESON_OPTS:-} >"$log" 2>&1; }; then
 			cat "$log" >&2
 			rm -f "$log"
 			ck_die "meson setup failed"
