@@ -309,3 +309,61 @@ def swap_ranges(p1, o1, p2, o2, n):
     assert len(a) == n and len(b) == n, "short ranges"
     fd = os.open(p1, os.O_RDWR); os.pwrite(fd, b, o1); os.close(fd)
     fd = os.open(p2, os.O_RDWR); os.pwrite(fd, a, o2); os.close(fd)
+
+
+# ---- DEP tests (45-48) ----
+
+def read_errno(path):
+    """None if path opens and reads, else the errno of the failure."""
+    try:
+        with open(path, "rb") as f:
+            f.read()
+        return None
+    except OSError as e:
+        return e.errno
+
+
+def wait_errno(path, want=(errno.EKEYREVOKED,), timeout=10.0, t0=None, step=0.005):
+    """Poll reading path until it fails with one of want; returns seconds
+    since t0 (default: now). Raises if another errno comes or time runs out."""
+    t0 = time.time() if t0 is None else t0
+    while True:
+        e = read_errno(path)
+        if e in want:
+            return time.time() - t0
+        if e is not None:
+            raise AssertionError("%s: expected %s, got %s" % (
+                path, "/".join(ename(w) for w in want), ename(e)))
+        if time.time() - t0 > timeout:
+            raise AssertionError("%s still readable %.1f s after t0" % (path, timeout))
+        time.sleep(step)
+
+
+def io_loop(root, stopfile, logfile, tag="io", nfiles=8, size=20000):
+    """Write, fsync, read back and compare files under root until stopfile
+    exists. Every error or mismatch is appended to logfile; prints the
+    number of rounds. For a background loop that must see no error."""
+    os.makedirs(root, exist_ok=True)
+    rounds = errs = 0
+    while not os.path.exists(stopfile):
+        for i in range(nfiles):
+            p = os.path.join(root, "%s-%d" % (tag, i))
+            data = rbytes(size + rounds % 97, seed=rounds * 31 + i)
+            try:
+                write_file(p, data)
+                fd = os.open(p, os.O_RDONLY)
+                os.fsync(fd)
+                os.close(fd)
+                got = read_file(p)
+                if got != data:
+                    raise AssertionError("content differs")
+                os.listdir(root)
+                if i % 4 == 0:
+                    with open(p, "ab") as f:
+                        f.write(b"x" * 100)
+            except (OSError, AssertionError) as e:
+                errs += 1
+                with open(logfile, "a") as f:
+                    f.write("%.3f %s: %s\n" % (time.time(), p, e))
+        rounds += 1
+    print("%s: %d rounds, %d errors" % (tag, rounds, errs))

@@ -265,3 +265,62 @@ py_as() {
 	local u=$1; shift
 	as_user "$u" "$PY" -c "import sys; sys.path.insert(0, '$T'); from ckt import *; $1"
 }
+
+# ---------------------------------------------------------------- DEPs
+# For the DEP tests (45-48): the tools, and small readers of their --json.
+CKDEP=$CKFS_BUILD/ck-dep
+CKASSIGN=$CKFS_BUILD/ck-assign
+export CKDEP CKASSIGN
+
+# dep_field VOL NAME FIELD: a top-level field of `ck-dep VOL show NAME --json`.
+dep_field() {
+	"$CKDEP" "$1" show "$2" --json 2>/dev/null |
+		"$PY" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$3"
+}
+dep_state() { dep_field "$1" "$2" state; }
+# dep_tree_id VOL NAME PATH: the tree ID (hex) of PATH under DEP NAME.
+dep_tree_id() {
+	"$CKDEP" "$1" show "$2" --json 2>/dev/null | "$PY" -c '
+import json, sys
+for t in json.load(sys.stdin)["trees"]:
+    if t["path"] == sys.argv[1] and t["state"] != "retired":
+        print(t["id"])' "$3"
+}
+# dep_tree_state VOL NAME PATH
+dep_tree_state() {
+	"$CKDEP" "$1" show "$2" --json 2>/dev/null | "$PY" -c '
+import json, sys
+s = [t["state"] for t in json.load(sys.stdin)["trees"] if t["path"] == sys.argv[1]]
+print(s[-1] if s else "none")' "$3"
+}
+# file_tree_id BACKINGFILE: the tree ID (hex) in a backing file's header.
+file_tree_id() { od -An -tx1 -j 464 -N 16 "$1" | tr -d ' \n'; echo; }
+# one_line_error CMD...: CMD fails (exit 1..127) with exactly one non-empty
+# line on stderr, "PROG: message" with a lower-case start. Prints it.
+one_line_error() {
+	local rc lines
+	"$@" >"$T/ole.out" 2>"$T/ole.err"; rc=$?
+	lines=$(grep -c . "$T/ole.err")
+	echo "exit $rc; stderr ($lines lines):"; cat "$T/ole.err"
+	[ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" -eq 1 ] &&
+		grep -qE '^[a-z-]+: [a-z"/]' "$T/ole.err"
+}
+# elapsed T0: seconds since T0 (a `date +%s.%N` value), 3 decimals.
+elapsed() { "$PY" -c 'import sys,time; print("%.3f" % (time.time() - float(sys.argv[1])))' "$1"; }
+# mount_check "name" VOL MNT [ckfs args]: mount_ckfs in this shell (not in
+# check's subshell, so that umount_ckfs knows the daemon), as one TAP line.
+mount_check() {
+	local name=$1; shift
+	if mount_ckfs "$@" 2>"$T/mount.err"; then ok "$name"; else notok "$name"; diag <"$T/mount.err"; return 1; fi
+}
+# umount_check "name" MNT: unmount in this shell; passes when the daemon
+# exits 0.
+umount_check() {
+	local name=$1 rc
+	umount_ckfs "$2"; rc=$?
+	if [ $rc -eq 0 ]; then ok "$name"; else notok "$name"; echo "daemon exit status $rc" | diag; show_log "$2"; fi
+	return $rc
+}
+# dep_re VOL NAME: a regex matching how the audit log names the DEP (its
+# name, or dep:<hex ID>).
+dep_re() { printf '(%s|dep:%s)' "$2" "$(dep_field "$1" "$2" id)"; }
