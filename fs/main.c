@@ -156,19 +156,19 @@ int main(int argc, char **argv)
 	int r = EXIT_MOUNT, mounted = 0;
 
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) < 0)
-		return EXIT_USAGE;
+		{ r = EXIT_USAGE; goto early; }
 	if (o.help) {
 		usage(stdout);
-		return 0;
+		{ r = 0; goto early; }
 	}
 	if (o.version) {
 		printf("ckfs %s (libfuse %s)\n", CKFS_VERSION, fuse_pkgversion());
-		return 0;
+		{ r = 0; goto early; }
 	}
 	if (!o.volume || !o.mountpoint) {
 		fprintf(stderr, "ckfs: expected VOLUME and MOUNTPOINT\n");
 		usage(stderr);
-		return EXIT_USAGE;
+		{ r = EXIT_USAGE; goto early; }
 	}
 	ck.timeout = 1.0;
 	if (o.timeout) {
@@ -176,7 +176,7 @@ int main(int argc, char **argv)
 		if (*end || ck.timeout < 0 || ck.timeout > 86400) {
 			fprintf(stderr, "ckfs: cache_timeout=%s is not a number of seconds "
 			        "between 0 and 86400\n", o.timeout);
-			return EXIT_USAGE;
+			{ r = EXIT_USAGE; goto early; }
 		}
 	}
 	ck.key_ttl = 30;
@@ -185,12 +185,12 @@ int main(int argc, char **argv)
 		if (*end || ck.key_ttl < 1 || ck.key_ttl > 86400) {
 			fprintf(stderr, "ckfs: key_ttl=%s is not a number of seconds between 1 and "
 			        "86400\n", o.key_ttl);
-			return EXIT_USAGE;
+			{ r = EXIT_USAGE; goto early; }
 		}
 	}
 	if (o.threads < 1 || o.threads > 1024) {
 		fprintf(stderr, "ckfs: threads=%d is out of range (1..1024)\n", o.threads);
-		return EXIT_USAGE;
+		{ r = EXIT_USAGE; goto early; }
 	}
 	if (!o.foreground)
 		daemon_fork();
@@ -202,12 +202,12 @@ int main(int argc, char **argv)
 
 	if (ck_secmem_init(1 << 22) < 0) {
 		fprintf(stderr, "ckfs: cannot set up secure memory for keys\n");
-		return EXIT_VOLUME;
+		{ r = EXIT_VOLUME; goto early; }
 	}
 	ck_log_init("ckfs", 0, o.debug);
 	if (ck_volume_open(o.volume, ck_key_dir(o.key_dir), &ck.vol, msg, sizeof(msg)) < 0) {
 		fprintf(stderr, "ckfs: %s\n", msg);
-		return EXIT_VOLUME;
+		{ r = EXIT_VOLUME; goto early; }
 	}
 	if (stat(o.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "ckfs: mountpoint %s %s\n", o.mountpoint,
@@ -279,6 +279,7 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	ck_volume_close(&ck.vol);    /* wipes the service and tree keys */
+early:
 	fuse_opt_free_args(&args);
 	free(o.volume);
 	free(o.mountpoint);
