@@ -705,6 +705,7 @@ int ck_config_save(const struct ck_volume *v, const struct ck_config *c)
 	int r, fd;
 
 	put64(&b, c->purge_wait);
+	putstr(&b, c->availability, strlen(c->availability));
 	if ((r = seal(v, KIND_CONFIG, config_id, &b, &out, &n)) < 0)
 		goto out;
 	fd = openat(v->fd, CK_VOLUME_DIR "/.config.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -725,7 +726,7 @@ out:
 
 int ck_config_load(const struct ck_volume *v, struct ck_config *c)
 {
-	uint8_t buf[512], id[CK_ID_LEN], *pt = NULL;
+	uint8_t buf[4096], id[CK_ID_LEN], *pt = NULL;
 	size_t len;
 	ssize_t n;
 	int fd, r;
@@ -742,6 +743,7 @@ int ck_config_load(const struct ck_volume *v, struct ck_config *c)
 		return r;
 	struct rd rr = { pt, len, 0, 0 };
 	c->purge_wait = get64(&rr);
+	getstr(&rr, c->availability, sizeof(c->availability), 1);
 	r = rr.err ? rr.err : rr.off != rr.len ? -EBADMSG : 0;
 	free(pt);
 	return r;

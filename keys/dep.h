@@ -64,6 +64,9 @@ struct ck_tree_rec {
 /* Volume settings (.ckfs/config, a record of kind 3). */
 struct ck_config {
 	uint64_t purge_wait;                /* seconds between purge request and execution */
+	/* Where each DEP's availability key is made: "file:/dir/" (one key
+	 * file per DEP in that directory); empty: KEYDIR/availability/. */
+	char availability[CK_URI_MAX];
 };
 int ck_config_load(const struct ck_volume *v, struct ck_config *c) CK_WUR;
 int ck_config_save(const struct ck_volume *v, const struct ck_config *c) CK_WUR;

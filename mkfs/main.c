@@ -24,6 +24,9 @@ static void usage(FILE *f)
 		"                     waiting period between a purge request and its\n"
 		"                     execution (e.g. 0, 30d, 12h; default 0; change it\n"
 		"                     later with 'ck-dep VOLUME config --purge-wait')\n"
+		"  -a, --availability-key file:/DIR/\n"
+		"                     make each DEP's availability key in DIR (default:\n"
+		"                     KEYDIR/availability/, apart from the customer keys)\n"
 		"  -q, --quiet        print nothing on success\n"
 		"  -h, --help         show this help\n"
 		"  -V, --version      show the version\n\n"
@@ -37,6 +40,7 @@ int main(int argc, char **argv)
 		{ "force", no_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "purge-wait", required_argument, NULL, 'w' },
+		{ "availability-key", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
@@ -46,8 +50,17 @@ int main(int argc, char **argv)
 	char msg[1024] = "";
 	int c, force = 0, quiet = 0, r;
 
-	while ((c = getopt_long(argc, argv, "k:fqhVw:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "k:fqhVw:a:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'a':
+			if (strncmp(optarg, "file:/", 6) || optarg[strlen(optarg) - 1] != '/' ||
+			    strlen(optarg) >= sizeof(cfg.availability) - 64) {
+				fprintf(stderr, "ck-mkfs: --availability-key takes file:/DIR/ (an absolute "
+				        "directory ending in '/'), not \"%s\"\n", optarg);
+				return EXIT_USAGE;
+			}
+			snprintf(cfg.availability, sizeof(cfg.availability), "%s", optarg);
+			break;
 		case 'w': wait = optarg; break;
 		case 'k': key_dir = optarg; break;
 		case 'f': force = 1; break;
@@ -83,7 +96,7 @@ int main(int argc, char **argv)
 			return EXIT_OPERATIONAL;
 		}
 	}
-	if (cfg.purge_wait) {
+	if (cfg.purge_wait || cfg.availability[0]) {
 		struct ck_volume v;
 		char m2[1024];
 		if (ck_volume_open(argv[optind], key_dir, &v, m2, sizeof(m2)) < 0 ||

@@ -195,10 +195,18 @@ static int cmd_create(struct ck_volume *v, const char *key_dir, const char *name
 		else if (default_uri(key_dir, "customer", name, d.id, i + 1, uris[i], CK_URI_MAX) < 0)
 			goto toolong;
 	}
-	if (avail)
+	struct ck_config cfg;
+	if (ck_config_load(v, &cfg) < 0)
+		cfg.availability[0] = '\0';
+	if (avail) {
 		snprintf(uris[n], CK_URI_MAX, "%s", avail);
-	else if (default_uri(key_dir, "availability", name, d.id, 0, uris[n], CK_URI_MAX) < 0)
+	} else if (cfg.availability[0]) {
+		char hex[33];
+		hex_id(d.id, hex);
+		snprintf(uris[n], CK_URI_MAX, "%s%s.key", cfg.availability, hex);
+	} else if (default_uri(key_dir, "availability", name, d.id, 0, uris[n], CK_URI_MAX) < 0) {
 		goto toolong;
+	}
 	for (int i = 0; i <= n; i++) {
 		struct ck_wrap *w = &d.wraps[d.n_wraps++];
 		size_t len = 0;
