@@ -151,7 +151,7 @@ T=$T MNT=$MNT py '
 import hashlib
 sums = [l.split(None, 1) for l in open(os.path.join(T, "roll.sums"))]
 n = errs = 0
-while not os.path.exists(os.path.join(T, "stop")):
+while not stopped(os.path.join(T, "stop")):
     for h, p in sums:
         p = mp("roll", p.strip())
         try:

@@ -339,13 +339,27 @@ def wait_errno(path, want=(errno.EKEYREVOKED,), timeout=10.0, t0=None, step=0.00
         time.sleep(step)
 
 
+def stopped(stopfile):
+    """A background loop's end: stopfile exists, its directory is gone, or
+    the test script (CK_TEST_PID) has exited."""
+    if os.path.exists(stopfile) or not os.path.isdir(os.path.dirname(stopfile) or "."):
+        return True
+    pid = os.environ.get("CK_TEST_PID")
+    if pid:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+    return False
+
+
 def io_loop(root, stopfile, logfile, tag="io", nfiles=8, size=20000):
     """Write, fsync, read back and compare files under root until stopfile
     exists. Every error or mismatch is appended to logfile; prints the
     number of rounds. For a background loop that must see no error."""
     os.makedirs(root, exist_ok=True)
     rounds = errs = 0
-    while not os.path.exists(stopfile):
+    while not stopped(stopfile):
         for i in range(nfiles):
             p = os.path.join(root, "%s-%d" % (tag, i))
             data = rbytes(size + rounds % 97, seed=rounds * 31 + i)

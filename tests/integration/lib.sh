@@ -271,6 +271,8 @@ py_as() {
 CKDEP=$CKFS_BUILD/ck-dep
 CKASSIGN=$CKFS_BUILD/ck-assign
 export CKDEP CKASSIGN
+# Background loops (ckt.stopped) end when this script does.
+export CK_TEST_PID=$$
 
 # dep_field VOL NAME FIELD: a top-level field of `ck-dep VOL show NAME --json`.
 dep_field() {
