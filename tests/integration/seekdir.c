@@ -132,6 +132,9 @@ int main(int argc, char **argv)
 		}
 	}
 	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		free(e[i].name);
+	free(e);
 	if (fails)
 		return 1;
 	printf("ck-seekdir: %zu entries, positions stable\n", n);
