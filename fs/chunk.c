@@ -194,44 +194,21 @@ out:
 	return r;
 }
 
-/* Blocks after the final one are left only by an interrupted growth or
- * shrink, and are then whole blocks of this file that authenticate; anything
- * else was put there by someone else. Checks the first and last of them. */
-static int check_trailing(struct ck_inode *in, int fd, const struct ck_file_hdr *h, uint64_t bsize)
+/* Bytes after the final block are not part of the file: the header seals
+ * the size, so they can never be returned as plaintext. An interrupted
+ * growth or shrink leaves them (whole authentic blocks, or a block cut short
+ * when the daemon died or the disk filled in the middle of a write), and so
+ * could someone who appends to the backing file. Refusing the file would
+ * turn every interrupted append into the loss of the whole file, so they
+ * are logged (ck-fsck reports them) and cut off before the file next grows. */
+static void check_trailing(struct ck_inode *in, uint64_t bsize)
 {
-	uint64_t want = ck_backing_size(in->psize), first, last;
-	uint8_t ct[CK_CBLOCK_SIZE], pt[CK_BLOCK_SIZE];
-	struct ck_file_ref ref;
-	struct ck_gcm *g;
-	int r = 0;
+	uint64_t want = ck_backing_size(in->psize);
 
-	if (bsize == want)
-		return 0;
-	if ((bsize - want) % CK_CBLOCK_SIZE) {
-		ck_log(CK_LOG_ERR, "%s: %llu unexpected bytes after the final block (tampered?)",
+	if (bsize > want)
+		ck_log(CK_LOG_WARNING, "%s: %llu bytes after the final block are ignored (left by an "
+		       "interrupted write, or appended by someone else; ck-fsck reports them)",
 		       in->logpath, (unsigned long long)(bsize - want));
-		return -EIO;
-	}
-	ref.volume_id = ck.vol.hdr.volume_id;
-	ref.tree_id = h->tree_id;
-	ref.file_id = h->file_id;
-	if ((r = ck_gcm_new(&g, in->keys.content)) < 0)
-		return r;
-	first = ck_final_block(in->psize) + 1;
-	last = first + (bsize - want) / CK_CBLOCK_SIZE - 1;
-	for (uint64_t b = first; b <= last && r == 0; b = b == last ? last + 1 : last) {
-		if (pread_full(fd, ct, sizeof(ct), (off_t)ck_block_offset(b)) != CK_CBLOCK_SIZE ||
-		    (!ck_block_is_hole(ct, sizeof(ct)) &&
-		     ck_block_open(g, &ref, b, 0, ct, sizeof(ct), pt) < 0 &&
-		     ck_block_open(g, &ref, b, 1, ct, sizeof(ct), pt) < 0)) {
-			ck_log(CK_LOG_ERR, "%s: block %llu after the final block is not one of this "
-			       "file's (tampered?)", in->logpath, (unsigned long long)b);
-			r = -EIO;
-		}
-	}
-	ck_wipe(pt, sizeof(pt));
-	ck_gcm_free(g);
-	return r;
 }
 
 int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_LEN],
@@ -267,8 +244,7 @@ int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_L
 		r = -EIO;
 		goto fail;
 	}
-	if ((r = check_trailing(in, fd, &h, (uint64_t)st.st_size)) < 0)
-		goto fail;
+	check_trailing(in, (uint64_t)st.st_size);
 	memcpy(in->file_id, h.file_id, CK_ID_LEN);
 	memcpy(in->ktree_id, t->id, CK_ID_LEN);
 	in->hdr_flags = h.flags;
@@ -729,8 +705,12 @@ static ssize_t write_locked(struct io *io, const char *buf, size_t size, uint64_
 			goto out;
 		clen += CK_CBLOCK_SIZE;
 	}
-	if ((r = pwrite_full(in->fd, cbuf, clen, (off_t)ck_block_offset(b0))) < 0)
+	if ((r = pwrite_full(in->fd, cbuf, clen, (off_t)ck_block_offset(b0))) < 0) {
+		/* ENOSPC half-way: what was written past the size is not kept. */
+		if (new_final > old_final)
+			(void)trim_leftovers(io);
 		goto out;
+	}
 	/* Step 2: the new size. */
 	if (new_size != psize && (r = set_size(io, new_size)) < 0)
 		goto out;

@@ -424,7 +424,8 @@ static int create_file(struct ck_inode *parent, int dirfd, const char *name,
 	if (fd < 0)
 		return -errno;
 	*fd_out = fd;
-	return ck_file_init(parent, dirid, name, parent->tree, fd) < 0 ? -EIO : 0;
+	r = ck_file_init(parent, dirid, name, parent->tree, fd);
+	return r == -ENOSPC || r == -EDQUOT || r == -EIO ? r : r < 0 ? -EIO : 0;
 }
 
 /* The caller's umask (the kernel passes it when it leaves masking to us). */

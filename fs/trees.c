@@ -21,6 +21,7 @@
 #include "keys/util.h"
 
 static pthread_t watcher, prober;
+static struct timespec seen_at_start;
 static int watcher_running;
 static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t stop_cond = PTHREAD_COND_INITIALIZER;
@@ -505,15 +506,9 @@ out:
 
 static int records_changed(struct timespec *last)
 {
-	struct stat a, b;
-	struct timespec now = { 0 };
+	struct timespec now;
 
-	if (fstatat(ck.vol.fd, CK_VOLUME_DIR "/deps", &a, 0) == 0)
-		now = a.st_mtim;
-	if (fstatat(ck.vol.fd, CK_VOLUME_DIR "/trees", &b, 0) == 0 &&
-	    (b.st_mtim.tv_sec > now.tv_sec ||
-	     (b.st_mtim.tv_sec == now.tv_sec && b.st_mtim.tv_nsec > now.tv_nsec)))
-		now = b.st_mtim;
+	ck_records_time(&ck.vol, &now);
 	if (now.tv_sec == last->tv_sec && now.tv_nsec == last->tv_nsec)
 		return 0;
 	*last = now;
@@ -554,6 +549,8 @@ static void *watch(void *arg)
 		int due = now.tv_sec - full.tv_sec >= (time_t)ck.key_ttl;
 		if (records_changed(&last) || due) {
 			reload();
+			/* Tell tools on this host we have seen their change. */
+			ck_mount_seen(&ck.vol, &last);
 			if (due)
 				full = now;
 		}
@@ -614,6 +611,7 @@ int ck_trees_start(void)
 	pthread_mutex_init(&ck.trees_lock, NULL);
 	records_changed(&t0);
 	reload();
+	seen_at_start = t0;
 	return 0;
 }
 
@@ -631,14 +629,17 @@ int ck_trees_watch(void)
 		return -EAGAIN;
 	}
 	watcher_running = 1;
+	ck_mount_seen(&ck.vol, &seen_at_start);
 	audit("mounted", NULL, NULL, NULL, "ok", "daemon");
 	return 0;
 }
 
 void ck_trees_stop(void)
 {
-	if (watcher_running)
+	if (watcher_running) {
 		audit("unmounted", NULL, NULL, NULL, "ok", "daemon");
+		ck_mount_gone(&ck.vol);
+	}
 	if (watcher_running) {
 		pthread_mutex_lock(&stop_lock);
 		stopping = 1;

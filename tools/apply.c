@@ -526,7 +526,8 @@ static int convert_dir(struct ctx *c, int dirfd, const char *shown, int depth)
 	size_t nsub = 0;
 	int lk, r = 0, is_new;
 
-	if (depth > 4096 || read_dirid(dirfd, dirid) < 0) {
+	struct stat dst;
+	if (depth > 4096 || read_dirid(dirfd, dirid) < 0 || fstat(dirfd, &dst) < 0) {
 		problem(c, "%s: directory ID is missing or corrupt; skipped", shown);
 		return 0;
 	}
@@ -574,6 +575,12 @@ static int convert_dir(struct ctx *c, int dirfd, const char *shown, int depth)
 		progress(c, 0);
 	}
 	free_list(ents);
+	/* Renaming entries is not a change of the directory's contents: keep
+	 * its times (a user change during the apply loses its mtime bump). */
+	{
+		struct timespec ts[2] = { dst.st_atim, dst.st_mtim };
+		futimens(dirfd, ts);
+	}
 	close(lk);
 	for (size_t i = 0; r == 0 && i + 1 < nsub; i += 2) {
 		int fd = openat(dirfd, subs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);

@@ -154,9 +154,13 @@ static int run_apply(struct ck_volume *v, struct ck_tree_rec *t, int json)
 		}
 		own_old = 1;
 	}
-	/* Mounts on this host switch to both keys within 200 ms of the record
-	 * change; give them that before the first object changes. */
-	usleep(1200 * 1000);
+	/* Every mount on this host must serve the tree with both keys before
+	 * the first object changes (other hosts: see docs/SHARED-STORAGE.md). */
+	if ((r = ck_wait_mounts(v, 10000)) < 0) {
+		fprintf(stderr, "%s: a ckfs mount of this volume did not confirm the change within "
+		        "10 s; nothing converted yet, re-run to resume\n", prog);
+		goto out;
+	}
 	r = ck_volume_backing_path(v, t->path, bpath, sizeof(bpath));
 	if (r == -ENOENT) {
 		memset(&st, 0, sizeof(st));
@@ -375,6 +379,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		if (state == CK_TREE_ACTIVE) {
+			/* Return once the mounts here encrypt new files under it. */
+			if (ck_wait_mounts(&v, 5000) < 0)
+				fprintf(stderr, "%s: warning: a ckfs mount of this volume has not confirmed "
+				        "the change yet\n", prog);
 			if (json) {
 				printf("{\"tree\":");
 				json_str(stdout, path);

@@ -18,6 +18,7 @@
 #include "tools/common.h"
 
 static const char *prog = "ck-dep";
+static int audit_failed;
 
 static void usage(FILE *f)
 {
@@ -56,8 +57,13 @@ static void audit(const struct ck_volume *v, const char *event, const char *dep,
                   const char *uri, const char *result)
 {
 	struct ck_audit_event e = { event, dep, tree, uri, result, "operator" };
-	if (ck_audit_append(v, &e) < 0)
-		fprintf(stderr, "%s: warning: could not append to the audit log\n", prog);
+	if (ck_audit_append(v, &e) < 0) {
+		/* A key event that cannot be audited is a failure, after the fact:
+		 * the change is made, the operator must know the log lacks it. */
+		fprintf(stderr, "%s: error: could not append \"%s\" to the audit log; the change is "
+		        "made but not audited (check 'ck-dep VOLUME audit --verify')\n", prog, event);
+		audit_failed = 1;
+	}
 }
 
 /* The audit log lives in the backing store: DEPs and trees appear there by
@@ -377,6 +383,10 @@ static int cmd_revoke(struct ck_volume *v, const char *name)
 		goto out;
 	}
 	audit(v, "revoked", dep_label(&d), NULL, NULL, "ok");
+	/* Return once every mount on this host has stopped serving it. */
+	if (ck_wait_mounts(v, 5000) < 0)
+		fprintf(stderr, "%s: warning: a ckfs mount of this volume has not confirmed the "
+		        "revocation yet\n", prog);
 	printf("%s: dep \"%s\" revoked; mounts stop serving its trees now. purge it with "
 	       "'ck-dep VOLUME purge %s'\n", prog, name, name);
 	r = EXIT_OK;
@@ -1007,5 +1017,5 @@ int main(int argc, char **argv)
 	else
 		r = cmd_audit(&v, verify, json);
 	ck_volume_close(&v);
-	return r;
+	return r == EXIT_OK && audit_failed ? EXIT_FAIL : r;
 }
