@@ -314,6 +314,8 @@ struct ck_inode *ck_inode_learn(struct ck_inode *parent, const char *name, const
 	return fresh;
 }
 
+static void queue_fixup(struct ck_inode *in, const char *ename);
+
 int ck_inode_locate(struct ck_inode *in, struct ck_loc *loc)
 {
 	struct ck_name **pp;
@@ -332,19 +334,25 @@ int ck_inode_locate(struct ck_inode *in, struct ck_loc *loc)
 			pp = &n->next;
 			continue;
 		}
-		if (!is_dir(in) && ck_tree_applying(n->parent->tree) &&
-		    fstatat(fd, n->ename, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
-			/* Renamed to its new-key name by the apply tool. */
-			struct ck_ename en;
+		const char *ename = n->ename;
+		struct ck_ename en;
+		if (ck_tree_applying(n->parent->tree) &&
+		    fstatat(fd, n->ename, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT &&
+		    ck_entry_find(n->parent, fd, n->name, &en, &st) == 0) {
+			/* Renamed to its new-key name by the apply tool. A file's
+			 * names are ours to change under its lock; a directory's
+			 * name changes under ns_lock held for writing, later. */
 			char *e;
-			if (ck_entry_find(n->parent, fd, n->name, &en, &st) == 0 &&
-			    (e = strdup(en.entry))) {
+			if (is_dir(in))
+				queue_fixup(in, en.entry);
+			else if ((e = strdup(en.entry))) {
 				free(n->ename);
 				n->ename = e;
 			}
+			ename = en.entry;
 		}
 		if (!is_dir(in) && in->names->next &&
-		    (fstatat(fd, n->ename, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    (fstatat(fd, ename, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		     st.st_ino != in->ino || st.st_dev != in->dev)) {
 			/* This link is gone (unlinked elsewhere); forget it. */
 			close(fd);
@@ -355,7 +363,7 @@ int ck_inode_locate(struct ck_inode *in, struct ck_loc *loc)
 		ck_inode_pin(n->parent);
 		loc->dirfd = fd;
 		snprintf(loc->name, sizeof(loc->name), "%s", n->name);
-		snprintf(loc->ename, sizeof(loc->ename), "%s", n->ename);
+		snprintf(loc->ename, sizeof(loc->ename), "%s", ename);
 		r = 0;
 		break;
 	}
@@ -428,6 +436,22 @@ void ck_inode_apply_fixups(void)
 	pthread_rwlock_unlock(&ck.ns_lock);
 }
 
+static void queue_fixup(struct ck_inode *in, const char *ename)
+{
+	struct fixup *f = calloc(1, sizeof(*f));
+
+	if (f && (f->ename = strdup(ename))) {
+		f->in = in;
+		ck_inode_pin(in);
+		pthread_mutex_lock(&fixups_lock);
+		f->next = fixups;
+		fixups = f;
+		pthread_mutex_unlock(&fixups_lock);
+	} else {
+		free(f);
+	}
+}
+
 /* Component by component, trying each directory's other encoding when
  * its recorded one is gone (the apply tool renamed it). */
 static int slow_open(struct ck_inode *dir, int flags)
@@ -451,19 +475,8 @@ static int slow_open(struct ck_inode *dir, int flags)
 			struct ck_ename en;
 			struct stat st;
 			if ((r = ck_entry_find(parent, fd, c->names->name, &en, &st)) == 0 &&
-			    (nfd = openat(fd, en.entry, of)) >= 0) {
-				struct fixup *f = calloc(1, sizeof(*f));
-				if (f && (f->ename = strdup(en.entry))) {
-					f->in = c;
-					ck_inode_pin(c);
-					pthread_mutex_lock(&fixups_lock);
-					f->next = fixups;
-					fixups = f;
-					pthread_mutex_unlock(&fixups_lock);
-				} else {
-					free(f);
-				}
-			}
+			    (nfd = openat(fd, en.entry, of)) >= 0)
+				queue_fixup(c, en.entry);
 		}
 		if (nfd < 0) {
 			r = -errno;
