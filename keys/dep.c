@@ -4,6 +4,7 @@
  * AAD = bytes 0..27. The plaintext payloads are sequences of little-endian
  * fixed-size fields and u16-length-prefixed byte strings (the put and get helpers). */
 #include <dirent.h>
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -776,4 +777,121 @@ int ck_parse_duration(const char *s, uint64_t *out)
 		return -EINVAL;
 	*out = v * mul;
 	return 0;
+}
+
+int ck_records_time(const struct ck_volume *v, struct timespec *t)
+{
+	struct stat a, b;
+	int r = -ENOENT;
+
+	t->tv_sec = 0;
+	t->tv_nsec = 0;
+	if (fstatat(v->fd, CK_VOLUME_DIR "/deps", &a, 0) == 0) {
+		*t = a.st_mtim;
+		r = 0;
+	}
+	if (fstatat(v->fd, CK_VOLUME_DIR "/trees", &b, 0) == 0) {
+		if (b.st_mtim.tv_sec > t->tv_sec ||
+		    (b.st_mtim.tv_sec == t->tv_sec && b.st_mtim.tv_nsec > t->tv_nsec))
+			*t = b.st_mtim;
+		r = 0;
+	}
+	return r;
+}
+
+static void seen_name(char *out, size_t n, const char *host, long pid)
+{
+	snprintf(out, n, "%s/seen/%s-%ld", CK_VOLUME_DIR, host, pid);
+}
+
+int ck_mount_seen(const struct ck_volume *v, const struct timespec *t)
+{
+	char host[256] = "localhost", path[512], tmp[560], line[64];
+	int fd, n, r = 0;
+
+	gethostname(host, sizeof(host) - 1);
+	(void)ensure_dir(v, "seen");
+	seen_name(path, sizeof(path), host, (long)getpid());
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	n = snprintf(line, sizeof(line), "%lld.%09ld\n", (long long)t->tv_sec, t->tv_nsec);
+	fd = openat(v->fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, line, (size_t)n) != n)
+		r = -EIO;
+	close(fd);
+	if (r == 0 && renameat(v->fd, tmp, v->fd, path) < 0)
+		r = -errno;
+	return r;
+}
+
+void ck_mount_gone(const struct ck_volume *v)
+{
+	char host[256] = "localhost", path[512];
+
+	gethostname(host, sizeof(host) - 1);
+	seen_name(path, sizeof(path), host, (long)getpid());
+	unlinkat(v->fd, path, 0);
+}
+
+int ck_wait_mounts(const struct ck_volume *v, long timeout_ms)
+{
+	char host[256] = "localhost", prefix[300];
+	struct timespec want, t0, now;
+	size_t pl;
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(prefix, sizeof(prefix), "%s-", host);
+	pl = strlen(prefix);
+	if (ck_records_time(v, &want) < 0)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int dfd = openat(v->fd, CK_VOLUME_DIR "/seen", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int behind = 0;
+		DIR *d;
+		struct dirent *e;
+
+		if (dfd < 0)
+			return 0;       /* no mount has ever run */
+		if (!(d = fdopendir(dfd))) {
+			close(dfd);
+			return 0;
+		}
+		while ((e = readdir(d))) {
+			char buf[64], *end;
+			long pid;
+			ssize_t n;
+			int fd;
+
+			if (strncmp(e->d_name, prefix, pl) || strchr(e->d_name + pl, '.'))
+				continue;
+			pid = strtol(e->d_name + pl, &end, 10);
+			if (*end || pid <= 0)
+				continue;
+			if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+				unlinkat(dirfd(d), e->d_name, 0);   /* a daemon that died */
+				continue;
+			}
+			fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			if (fd < 0)
+				continue;
+			n = read(fd, buf, sizeof(buf) - 1);
+			close(fd);
+			if (n <= 0)
+				continue;
+			buf[n] = '\0';
+			long long sec = strtoll(buf, &end, 10);
+			long nsec = *end == '.' ? strtol(end + 1, NULL, 10) : 0;
+			if (sec < want.tv_sec || (sec == want.tv_sec && nsec < want.tv_nsec))
+				behind = 1;
+		}
+		closedir(d);
+		if (!behind)
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms)
+			return -ETIMEDOUT;
+		usleep(20 * 1000);
+	}
 }

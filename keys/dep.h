@@ -70,6 +70,16 @@ struct ck_config {
 };
 int ck_config_load(const struct ck_volume *v, struct ck_config *c) CK_WUR;
 int ck_config_save(const struct ck_volume *v, const struct ck_config *c) CK_WUR;
+/* The handshake between tools and mounts on this host. Each daemon, after
+ * it has loaded the records, writes .ckfs/seen/<host>-<pid> with the
+ * records' time it has seen (ck_records_time). A tool that changed records
+ * waits with ck_wait_mounts until every live daemon on this host has seen
+ * them (or timeout_ms passes: -ETIMEDOUT). */
+int ck_records_time(const struct ck_volume *v, struct timespec *t);
+int ck_mount_seen(const struct ck_volume *v, const struct timespec *t);
+void ck_mount_gone(const struct ck_volume *v);
+int ck_wait_mounts(const struct ck_volume *v, long timeout_ms);
+
 /* Parse "0", "90s", "30m", "12h", "30d" into seconds; -EINVAL if malformed. */
 int ck_parse_duration(const char *s, uint64_t *out) CK_WUR;
 /* Unwrap a tree key wrapped by dep_key: wrapped_key, else next_wrapped_key. */
