@@ -38,6 +38,11 @@ struct link_names {
 
 struct ctx {
 	const struct ck_volume *v;
+	/* Sidecars of long names renamed here, removed at the end: a listing
+	 * that a mount read just before the rename still names them. */
+	char **stale;
+	size_t nstale, capstale;
+	int rootfd;
 	struct ck_tree *o, *n;
 	struct link_names *links;
 	size_t nlinks, cap;
@@ -486,7 +491,7 @@ out:
 
 /* Give an entry its name under the new keys (the sidecar of a long name
  * first, so that a crash never leaves a nameless entry). */
-static int rename_entry(struct ctx *c, int dirfd, const uint8_t dirid[CK_ID_LEN],
+static int rename_entry(struct ctx *c, int dirfd, const char *bpath, const uint8_t dirid[CK_ID_LEN],
                         const char *entry, const char *name, char *out, size_t out_size)
 {
 	char full[CK_ENC_NAME_MAX], le[CK_LONG_NAME_LEN + 1], side[CK_LONG_NAME_LEN + 1];
@@ -510,16 +515,29 @@ static int rename_entry(struct ctx *c, int dirfd, const uint8_t dirid[CK_ID_LEN]
 	}
 	if (renameat2(dirfd, entry, dirfd, target, RENAME_NOREPLACE) < 0)
 		return -errno;
-	if (!strncmp(entry, CK_LONG_PREFIX, 2)) {
+	if (!strncmp(entry, CK_LONG_PREFIX, 2) && c->nstale + 1 < 1u << 20) {
+		char path[8192];
 		snprintf(side, sizeof(side), "%s%s", CK_SIDE_PREFIX, entry + 2);
-		unlinkat(dirfd, side, 0);
+		snprintf(path, sizeof(path), "%s%s%s", bpath, *bpath ? "/" : "", side);
+		if (c->nstale == c->capstale) {
+			size_t nc = c->capstale ? c->capstale * 2 : 16;
+			char **q = realloc(c->stale, nc * sizeof(*q));
+			if (!q) {
+				unlinkat(dirfd, side, 0);
+				goto done;
+			}
+			c->stale = q;
+			c->capstale = nc;
+		}
+		c->stale[c->nstale++] = strdup(path);
 	}
+done:
 	snprintf(out, out_size, "%s", target);
 	return 0;
 }
 
 /* Pass 2: convert a directory's entries under its lock, then recurse. */
-static int convert_dir(struct ctx *c, int dirfd, const char *shown, int depth)
+static int convert_dir(struct ctx *c, int dirfd, const char *bpath, const char *shown, int depth)
 {
 	uint8_t dirid[CK_ID_LEN];
 	char **ents, **subs = NULL, name[CK_NAME_MAX + 1], path[4096], now[CK_ENC_NAME_MAX];
@@ -560,7 +578,8 @@ static int convert_dir(struct ctx *c, int dirfd, const char *shown, int depth)
 		    (r = convert_xattrs(c, dirfd, ents[i])) < 0)
 			break;
 		snprintf(now, sizeof(now), "%s", ents[i]);
-		if (!is_new && (r = rename_entry(c, dirfd, dirid, ents[i], name, now, sizeof(now))) < 0)
+		if (!is_new && (r = rename_entry(c, dirfd, bpath, dirid, ents[i], name, now,
+		                                 sizeof(now))) < 0)
 			break;
 		if (S_ISDIR(st.st_mode)) {
 			char **q = realloc(subs, (nsub + 2) * sizeof(*q));
@@ -584,9 +603,11 @@ static int convert_dir(struct ctx *c, int dirfd, const char *shown, int depth)
 	close(lk);
 	for (size_t i = 0; r == 0 && i + 1 < nsub; i += 2) {
 		int fd = openat(dirfd, subs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		char sub[8192];
 		if (fd < 0)
 			continue;
-		r = convert_dir(c, fd, subs[i + 1], depth + 1);
+		snprintf(sub, sizeof(sub), "%s%s%s", bpath, *bpath ? "/" : "", subs[i]);
+		r = convert_dir(c, fd, sub, subs[i + 1], depth + 1);
 		close(fd);
 	}
 	for (size_t i = 0; i < nsub; i++)
@@ -609,8 +630,30 @@ int ck_apply_tree(const struct ck_volume *v, const char *backing_root, const cha
 		progress(&c, 0);
 		/* The root's own xattrs belong to the tree too. */
 		if ((r = convert_xattrs(&c, fd, ".")) == 0)
-			r = convert_dir(&c, fd, plain_root, 0);
+			r = convert_dir(&c, fd, "", plain_root, 0);
 	}
+	for (size_t i = 0; i < c.nstale; i++) {
+		char *slash = c.stale[i] ? strrchr(c.stale[i], '/') : NULL;
+		struct stat dst;
+		if (!c.stale[i])
+			continue;
+		/* Keep the directory's times, as for the renames. */
+		if (slash)
+			*slash = '\0';
+		const char *dir = slash ? c.stale[i] : ".";
+		int have = fstatat(fd, dir, &dst, 0) == 0;
+		if (slash)
+			*slash = '/';
+		unlinkat(fd, c.stale[i], 0);
+		if (have) {
+			struct timespec ts[2] = { dst.st_atim, dst.st_mtim };
+			if (slash)
+				*slash = '\0';
+			utimensat(fd, dir, ts, 0);
+		}
+		free(c.stale[i]);
+	}
+	free(c.stale);
 	syncfs(fd);
 	progress(&c, 1);
 	close(fd);
