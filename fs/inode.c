@@ -241,11 +241,13 @@ struct ck_inode *ck_inode_learn(struct ck_inode *parent, const char *name, const
 	struct ck_name *n;
 
 	*dir_moved = 0;
+	struct ck_tree *tree = ck_tree_for_child(parent, name);
 	pthread_mutex_lock(&ck.table_lock);
 	in = table_find(st->st_dev, st->st_ino);
-	if (in && in != &ck.root && in->type != (st->st_mode & S_IFMT)) {
+	if (in && in != &ck.root && (in->type != (st->st_mode & S_IFMT) || in->tree != tree)) {
 		/* The backing inode number was reused (the old object is
-		 * gone but still referenced by the kernel): a new inode. */
+		 * gone but still referenced by the kernel, or just unlinked
+		 * by another thread; links never cross trees): a new inode. */
 		table_remove(in);
 		in = NULL;
 	}
@@ -277,7 +279,7 @@ struct ck_inode *ck_inode_learn(struct ck_inode *parent, const char *name, const
 	fresh->dev = st->st_dev;
 	fresh->ino = st->st_ino;
 	fresh->type = st->st_mode & S_IFMT;
-	fresh->tree = ck_tree_for_child(parent, name);
+	fresh->tree = tree;
 	fresh->tree_root = fresh->tree != parent->tree;
 	fresh->fd = -1;
 	pthread_rwlock_init(&fresh->io, NULL);
@@ -289,7 +291,7 @@ struct ck_inode *ck_inode_learn(struct ck_inode *parent, const char *name, const
 
 	pthread_mutex_lock(&ck.table_lock);
 	in = table_find(st->st_dev, st->st_ino);
-	if (in && in != &ck.root && in->type != fresh->type) {
+	if (in && in != &ck.root && (in->type != fresh->type || in->tree != fresh->tree)) {
 		table_remove(in);
 		in = NULL;
 	}
