@@ -937,11 +937,14 @@ s=$(ckdep show depC --json | "$PY" -c "import json,sys; d=json.load(sys.stdin); 
 echo "$s"; [ "$(echo "$s" | head -n 1)" = revoked ] && f=$(echo "$s" | sed -n "2s/^file://p") && [ -f "$f" ] &&
 for m in $MOUNTS; do ! cat "$m/mail/cust/f" 2>/dev/null || exit 1; done'
 sh_check "the customer-side revocation is in the audit log, written by one or more daemons (the others follow the record)" '
+id=$(ckdep show depC --json | "$PY" -c "import json,sys; print(json.load(sys.stdin)[\"id\"])")
 ckdep audit --json | "$PY" -c "
 import json,sys
-r=[x for x in json.load(sys.stdin) if x[\"dep\"]==\"depC\" and x[\"event\"]==\"revoked\"]
-for x in r: print(x[\"event\"], \"pid\", x[\"pid\"], x[\"actor\"], x[\"result\"])
-assert 1 <= len(r) <= int(sys.argv[1]), \"%d revoked records for depC\" % len(r)" "$NHOSTS"'
+# the dep field is the name, or (newer logs) a label holding the DEP id
+r=[x for x in json.load(sys.stdin) if x[\"event\"]==\"revoked\" and x[\"dep\"] and
+   (x[\"dep\"]==\"depC\" or sys.argv[2] in x[\"dep\"])]
+for x in r: print(x[\"event\"], x[\"dep\"], \"pid\", x[\"pid\"], x[\"actor\"], x[\"result\"])
+assert 1 <= len(r) <= int(sys.argv[1]), \"%d revoked records for depC\" % len(r)" "$NHOSTS" "$id"'
 
 # a DEP created and assigned while all are mounted
 sp_check "$NHOSTS hosts: DEP created (host B) and assigned (host C) while mounted: usable on every mount within 1 s" \
