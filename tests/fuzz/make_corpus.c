@@ -470,6 +470,62 @@ static void mount_and_paths(void)
 		seed("tree_path", t[i].name, t[i].s, t[i].n);
 }
 
+static void config_duration_cert(void)
+{
+	static const char *const dur[] = { "0", "90s", "30m", "12h", "30d", "18446744073709551615",
+	                                   "5x", "1h1" };
+	static const char avail[] = "file:/var/lib/ckfs/availability/";
+	uint8_t pl[64 + sizeof(avail)], *rec, mode;
+	char name[32], cert[1024], hex[65];
+	uint8_t mac[CK_HASH_LEN];
+	size_t n, rn;
+	int len;
+
+	for (size_t i = 0; i < sizeof(dur) / sizeof(dur[0]); i++) {
+		snprintf(name, sizeof(name), "dur-%zu", i);
+		seed_str("duration", name, dur[i]);
+	}
+
+	/* config payload (keys/dep.c): purge_wait u64 | u16 length | availability */
+	ck_put64(pl, 7 * 86400);
+	ck_put16(pl + 8, (uint16_t)(sizeof(avail) - 1));
+	memcpy(pl + 10, avail, sizeof(avail) - 1);
+	n = 10 + sizeof(avail) - 1;
+	mode = 1;
+	seed_pre("config_record", "payload", &mode, 1, pl, n);
+	seed_pre("config_record", "payload-no-availability", &mode, 1, pl, 10);
+	ck_put16(pl + 8, 0);
+	seed_pre("config_record", "payload-empty-availability", &mode, 1, pl, 10);
+	seed_pre("config_record", "payload-truncated", &mode, 1, pl, 6);
+	ck_put16(pl + 8, (uint16_t)(sizeof(avail) - 1));
+	OK(fz_record_seal(FZ_KIND_CONFIG, pl, n, &rec, &rn));
+	mode = 0;
+	seed_pre("config_record", "record", &mode, 1, rec, rn);
+	rec[8] = FZ_KIND_DEP;
+	seed_pre("config_record", "record-wrong-kind", &mode, 1, rec, rn);
+	free(rec);
+
+	/* a purge certificate as 'ck-dep purge' writes it */
+	len = snprintf(cert, sizeof(cert), "{\"certificate\":\"ckfs purge\",\"dep\":\"finance\","
+	               "\"id\":\"72656f72642d66757a7a000000000005\",\"time\":1700000000,\"trees\":2,"
+	               "\"keys_destroyed\":2,\"audit_head\":\"%064d\",\"audit_count\":7}", 0);
+	{
+		const void *parts[] = { cert };
+		size_t lens[] = { (size_t)len };
+		OK(ck_hmac_sha256(fz_cert_key, parts, lens, 1, mac));
+	}
+	ck_hex(mac, sizeof(mac), hex);
+	len += snprintf(cert + len, sizeof(cert) - (size_t)len, "\n{\"mac\":\"%s\"}\n", hex);
+	mode = 0;
+	seed_pre("purge_cert", "valid", &mode, 1, cert, (size_t)len);
+	seed_pre("purge_cert", "no-newline", &mode, 1, cert, 120);
+	cert[30] ^= 1;
+	seed_pre("purge_cert", "edited", &mode, 1, cert, (size_t)len);
+	mode = 1;
+	seed_pre("purge_cert", "edited-mac-fixed", &mode, 1, cert, (size_t)len);
+	seed_pre("purge_cert", "short-mac", &mode, 1, "{}\n{\"mac\":\"abcd\"}\n", 18);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -490,5 +546,6 @@ int main(int argc, char **argv)
 	uris();
 	exec_answers();
 	mount_and_paths();
+	config_duration_cert();
 	return 0;
 }
