@@ -756,7 +756,9 @@ int ck_parse_duration(const char *s, uint64_t *out)
 	unsigned long long v;
 	uint64_t mul = 1;
 
-	if (!s || !*s || *s == '-')
+	/* Digits only, then at most one unit letter: strtoull alone would
+	 * accept blanks, signs, and wrap negative numbers around. */
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
