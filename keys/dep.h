@@ -8,6 +8,7 @@
 #define CK_DEP_H
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "crypto.h"
 #include "provider.h"
 #include "volume.h"

@@ -883,7 +883,7 @@ static int cmd_verify_cert(struct ck_volume *v, const char *file)
 		fprintf(stderr, "%s: %s is not a ckfs purge certificate\n", prog, file);
 		return EXIT_FAIL;
 	}
-	if (cert_mac(v, buf, (size_t)(nl - buf), want) < 0 || memcmp(mac + 8, want, 64)) {
+	if (cert_mac(v, buf, (size_t)(nl - buf), want) < 0 || !ck_memeq(mac + 8, want, 64)) {
 		fprintf(stderr, "%s: certificate %s does NOT verify (edited, or from another volume)\n",
 		        prog, file);
 		return EXIT_FAIL;
