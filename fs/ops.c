@@ -1067,6 +1067,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	NS_UNLOCK();
 	if (r == 0 && (fi->flags & O_TRUNC) && (r = ck_file_truncate(in, 0)) < 0)
 		file_put(in);
+	/* Open here already: this host's page cache is coherent with it (all
+	 * its I/O goes through it), so keep it; dropping it under another
+	 * opener's shared mapping (sqlite's -shm) loses that opener's view.
+	 * The first open drops it, for changes made on other hosts. */
+	pthread_mutex_lock(&in->lock);
+	fi->keep_cache = r == 0 && in->nopen > 1;
+	pthread_mutex_unlock(&in->lock);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
