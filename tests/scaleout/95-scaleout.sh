@@ -30,7 +30,7 @@
 #   CK_SCALEOUT_PHASE1=0          skip phase 1
 #   CK_SCALEOUT_ENGINE=NAME       printed in the notes
 # Measured latencies are printed as "# note:" lines under the summary.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../integration/lib.sh"
 
 CKDEP=${CKDEP:-$CKFS_BUILD/ck-dep}
 CKASSIGN=${CKASSIGN:-$CKFS_BUILD/ck-assign}
