@@ -1,11 +1,13 @@
 #!/bin/bash
-# Crash safety: 10 rounds of tests/crash/harness.py (kill -9 of the daemon in
+# Crash safety (run by scripts/crash --quick; not yet in scripts/test, see
+# the notes on issue 6: a round still fails now and then): 10 rounds of
+# tests/crash/harness.py (kill -9 of the daemon in
 # the middle of a workload with key operations, then remount: fsynced files
 # exact, every block old or new or a torn block that ck-fsck names, key
 # records and audit log verify), the harness's self-tests (damage it must
 # catch), and tests/crash/fulldisk.sh (ENOSPC on a small backing file system).
 # Longer runs: scripts/crash N.  Replay a round: harness.py --replay SEED.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../integration/lib.sh"
 
 CRASH=$SRC_ROOT/tests/crash
 ROUNDS=${CKFS_CRASH_ROUNDS:-10}
