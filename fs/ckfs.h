@@ -114,6 +114,7 @@ struct ck_fs {
 	struct ck_stree *trees;         /* DEP trees; list only grows (under trees_lock) */
 	pthread_mutex_t trees_lock;
 	double key_ttl;
+	char mountpoint[4096];         /* absolute, for the status file */
 	struct ck_inode root;
 	pthread_rwlock_t ns_lock;
 	pthread_mutex_t table_lock;
@@ -193,6 +194,12 @@ int ck_dirid_create(int dirfd, const char *entry, uint8_t out[static CK_ID_LEN])
 int ck_trees_start(void);
 int ck_trees_watch(void);
 void ck_trees_stop(void);
+
+/* status.c: the mount's status file .ckfs/status/<host>-<pid>. */
+struct ck_dep;
+int ck_status_probe(struct ck_dep *d, char *msg, size_t msg_len);   /* as ck_dep_probe, recorded */
+void ck_status_write(void);
+void ck_status_remove(void);
 /* The tree a new inode named name under parent belongs to. Caller holds
  * ns_lock. */
 struct ck_tree *ck_tree_for_child(struct ck_inode *parent, const char *name);

@@ -250,6 +250,8 @@ int main(int argc, char **argv)
 		goto out_signals;
 	}
 	mounted = 1;
+	if (!realpath(o.mountpoint, ck.mountpoint))
+		snprintf(ck.mountpoint, sizeof(ck.mountpoint), "%s", o.mountpoint);
 	if (!o.foreground)
 		ck_log_init("ckfs", 1, o.debug);
 	ck_log(CK_LOG_INFO, "mounted %s on %s", o.volume, o.mountpoint);

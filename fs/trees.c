@@ -551,6 +551,7 @@ static void *watch(void *arg)
 			reload();
 			/* Tell tools on this host we have seen their change. */
 			ck_mount_seen(&ck.vol, &last);
+			ck_status_write();
 			if (due)
 				full = now;
 		}
@@ -583,7 +584,7 @@ static void *probe(void *arg)
 			pthread_mutex_unlock(&ck.trees_lock);
 			if (!used)
 				continue;
-			int r = ck_dep_probe(&deps[i], msg, sizeof(msg));
+			int r = ck_status_probe(&deps[i], msg, sizeof(msg));
 			if (r == -EKEYREVOKED) {
 				ck_log(CK_LOG_WARNING, "dep \"%s\": every customer key denied (%s): revoked",
 				       deps[i].name, msg);
@@ -597,6 +598,7 @@ static void *probe(void *arg)
 			}
 		}
 		free(deps);
+		ck_status_write();
 	}
 	return arg;
 }
@@ -630,6 +632,7 @@ int ck_trees_watch(void)
 	}
 	watcher_running = 1;
 	ck_mount_seen(&ck.vol, &seen_at_start);
+	ck_status_write();
 	audit("mounted", NULL, NULL, NULL, "ok", "daemon");
 	return 0;
 }
@@ -639,6 +642,7 @@ void ck_trees_stop(void)
 	if (watcher_running) {
 		audit("unmounted", NULL, NULL, NULL, "ok", "daemon");
 		ck_mount_gone(&ck.vol);
+		ck_status_remove();
 	}
 	if (watcher_running) {
 		pthread_mutex_lock(&stop_lock);

@@ -2,7 +2,9 @@
  * log. A thin main over libck (keys/dep.h, keys/provider.h, keys/audit.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
+#include <signal.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "keys/audit.h"
 #include "keys/dep.h"
 #include "keys/keyfile.h"
+#include "keys/provider.h"
 #include "keys/secmem.h"
 #include "keys/util.h"
 #include "tools/common.h"
@@ -316,45 +319,305 @@ static int cmd_show(struct ck_volume *v, const char *name, int json)
 	return EXIT_OK;
 }
 
+/* A mount's status file (.ckfs/status/<host>-<pid>, written by fs/status.c). */
+struct mount_key {
+	unsigned index;
+	char result[16];
+	unsigned long long latency_us, time;
+};
+
+struct mount_dep {
+	char id[33], result[16];
+	unsigned serving, stopped;
+	unsigned long long probed, ok;
+	struct mount_key keys[CK_DEP_MAX_WRAPS];
+	unsigned nkeys;
+};
+
+struct mount_status {
+	char host[256], mountpoint[4096];
+	long pid;
+	unsigned long long started, written;
+	double key_ttl;
+	struct mount_dep *deps;
+	size_t ndeps;
+};
+
+static void unescape(char *s)
+{
+	char *r = s, *w = s;
+
+	while (*r) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+			r += 4;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+}
+
+/* Every live mount's status (on this host, a daemon that died is left
+ * out; other hosts' files are shown with their age). */
+static int load_mounts(const struct ck_volume *v, struct mount_status **out, size_t *n)
+{
+	char host[256] = "localhost";
+	int dfd = openat(v->fd, CK_VOLUME_DIR "/status", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct mount_status *all = NULL;
+	struct dirent *e;
+	DIR *d;
+
+	*out = NULL;
+	*n = 0;
+	gethostname(host, sizeof(host) - 1);
+	if (dfd < 0)
+		return 0;
+	if (!(d = fdopendir(dfd))) {
+		close(dfd);
+		return 0;
+	}
+	while ((e = readdir(d))) {
+		char line[8192];
+		struct mount_status m = { .pid = 0 };
+		FILE *f;
+		int fd, good = 0;
+
+		if (e->d_name[0] == '.' || strchr(e->d_name, '.'))
+			continue;
+		if ((fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+			continue;
+		if (!(f = fdopen(fd, "r"))) {
+			close(fd);
+			continue;
+		}
+		while (fgets(line, sizeof(line), f)) {
+			char a[64], b[16];
+			line[strcspn(line, "\n")] = '\0';
+			if (!strcmp(line, "ckfs-status 1")) {
+				good = 1;
+			} else if (!strncmp(line, "host ", 5)) {
+				snprintf(m.host, sizeof(m.host), "%s", line + 5);
+				unescape(m.host);
+			} else if (!strncmp(line, "mountpoint ", 11)) {
+				snprintf(m.mountpoint, sizeof(m.mountpoint), "%s", line + 11);
+				unescape(m.mountpoint);
+			} else if (sscanf(line, "pid %ld", &m.pid) == 1 ||
+			           sscanf(line, "started %llu", &m.started) == 1 ||
+			           sscanf(line, "written %llu", &m.written) == 1 ||
+			           sscanf(line, "key_ttl %lf", &m.key_ttl) == 1) {
+				continue;
+			} else if (!strncmp(line, "dep ", 4)) {
+				struct mount_dep md = { .nkeys = 0 };
+				if (sscanf(line, "dep %32s %u %u %llu %llu %15s", md.id, &md.serving, &md.stopped,
+				           &md.probed, &md.ok, md.result) != 6)
+					continue;
+				struct mount_dep *q = realloc(m.deps, (m.ndeps + 1) * sizeof(*q));
+				if (!q)
+					break;
+				m.deps = q;
+				m.deps[m.ndeps++] = md;
+			} else if (!strncmp(line, "key ", 4)) {
+				struct mount_key k;
+				if (sscanf(line, "key %32s %u %15s %llu %llu", a, &k.index, b, &k.latency_us,
+				           &k.time) != 5)
+					continue;
+				snprintf(k.result, sizeof(k.result), "%s", b);
+				for (size_t i = 0; i < m.ndeps; i++)
+					if (!strcmp(m.deps[i].id, a) && m.deps[i].nkeys < CK_DEP_MAX_WRAPS)
+						m.deps[i].keys[m.deps[i].nkeys++] = k;
+			}
+		}
+		fclose(f);
+		if (!good || m.pid <= 0 || (!strcmp(m.host, host) && kill((pid_t)m.pid, 0) < 0 &&
+		                            errno == ESRCH)) {
+			free(m.deps);
+			continue;
+		}
+		struct mount_status *q = realloc(all, (*n + 1) * sizeof(*q));
+		if (!q) {
+			free(m.deps);
+			break;
+		}
+		all = q;
+		all[(*n)++] = m;
+	}
+	closedir(d);
+	*out = all;
+	return 0;
+}
+
+static void free_mounts(struct mount_status *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(m[i].deps);
+	free(m);
+}
+
+static const char *wrap_uri(const struct ck_dep *d, unsigned index)
+{
+	return index < d->n_wraps ? d->wraps[index].uri : "";
+}
+
+static void status_json(const struct ck_dep *d, const int *res, const double *ms, int p,
+                        const struct mount_status *ms_all, size_t nm, int first)
+{
+	char hex[33];
+	uint64_t now = (uint64_t)time(NULL);
+
+	hex_id(d->id, hex);
+	printf("%s{\"name\":", first ? "" : ",");
+	json_str(stdout, d->name);
+	printf(",\"id\":\"%s\",\"state\":\"%s\",\"probe\":\"%s\",\"keys\":[", hex,
+	       ck_dep_state_name(d->state), d->state == CK_DEP_ACTIVE ? ck_key_result_name(p) : "skipped");
+	int k = 0;
+	for (uint32_t j = 0; j < d->n_wraps; j++) {
+		if (d->wraps[j].role != CK_ROLE_CUSTOMER)
+			continue;
+		printf("%s{\"index\":%u,\"uri\":", k++ ? "," : "", j);
+		json_str(stdout, d->wraps[j].uri);
+		printf(",\"role\":\"customer\",\"result\":\"%s\",", ck_result_name(d->wraps[j].last_result));
+		if (res[j] >= 0)
+			printf("\"latency_ms\":%.3f,", ms[j]);
+		else
+			printf("\"latency_ms\":null,");
+		printf("\"time\":%llu}", (unsigned long long)d->wraps[j].last_time);
+	}
+	printf("],\"mounts\":[");
+	k = 0;
+	for (size_t i = 0; i < nm; i++) {
+		const struct mount_status *m = &ms_all[i];
+		for (size_t j = 0; j < m->ndeps; j++) {
+			const struct mount_dep *md = &m->deps[j];
+			if (strcmp(md->id, hex))
+				continue;
+			printf("%s{\"host\":", k++ ? "," : "");
+			json_str(stdout, m->host);
+			printf(",\"pid\":%ld,\"mountpoint\":", m->pid);
+			json_str(stdout, m->mountpoint);
+			printf(",\"key_ttl\":%g,\"status_written\":%llu,\"trees_serving\":%u,"
+			       "\"trees_stopped\":%u,\"last_probe\":", m->key_ttl, m->written, md->serving,
+			       md->stopped);
+			if (md->probed)
+				printf("{\"time\":%llu,\"result\":\"%s\"}", md->probed, md->result);
+			else
+				printf("null");
+			printf(",\"last_ok\":");
+			if (md->ok)
+				printf("%llu,\"since_last_ok_s\":%llu", md->ok,
+				       now > md->ok ? (unsigned long long)(now - md->ok) : 0ULL);
+			else
+				printf("null,\"since_last_ok_s\":null");
+			printf(",\"keys\":[");
+			for (unsigned q = 0; q < md->nkeys; q++) {
+				printf("%s{\"index\":%u,\"uri\":", q ? "," : "", md->keys[q].index);
+				json_str(stdout, wrap_uri(d, md->keys[q].index));
+				printf(",\"result\":\"%s\",\"latency_ms\":%.3f,\"time\":%llu}", md->keys[q].result,
+				       (double)md->keys[q].latency_us / 1000.0, md->keys[q].time);
+			}
+			printf("]}");
+		}
+	}
+	printf("]}");
+}
+
+static void status_text(const struct ck_dep *d, const int *res, const double *ms, int p,
+                        const struct mount_status *ms_all, size_t nm)
+{
+	char hex[33];
+	uint64_t now = (uint64_t)time(NULL);
+
+	hex_id(d->id, hex);
+	printf("%-20s %-13s customer keys: %s\n", d->name, ck_dep_state_name(d->state),
+	       d->state == CK_DEP_ACTIVE ? ck_key_result_name(p) : "-");
+	for (uint32_t j = 0; j < d->n_wraps; j++) {
+		if (d->wraps[j].role != CK_ROLE_CUSTOMER)
+			continue;
+		if (res[j] >= 0)
+			printf("    key %u  %-11s %8.1f ms  %s\n", j, ck_result_name(d->wraps[j].last_result),
+			       ms[j], d->wraps[j].uri);
+		else
+			printf("    key %u  %-11s %8s     %s\n", j, ck_result_name(d->wraps[j].last_result),
+			       "-", d->wraps[j].uri);
+	}
+	for (size_t i = 0; i < nm; i++) {
+		const struct mount_status *m = &ms_all[i];
+		for (size_t j = 0; j < m->ndeps; j++) {
+			const struct mount_dep *md = &m->deps[j];
+			if (strcmp(md->id, hex))
+				continue;
+			printf("    mount %s:%ld %s  trees serving %u, stopped %u; ", m->host, m->pid,
+			       m->mountpoint, md->serving, md->stopped);
+			if (md->probed)
+				printf("last probe %s %llu s ago", md->result,
+				       now > md->probed ? (unsigned long long)(now - md->probed) : 0ULL);
+			else
+				printf("not probed yet (every %g s)", m->key_ttl);
+			if (md->ok)
+				printf("; last ok %llu s ago",
+				       now > md->ok ? (unsigned long long)(now - md->ok) : 0ULL);
+			putchar('\n');
+			for (unsigned q = 0; q < md->nkeys; q++)
+				printf("        key %u  %-11s %8.1f ms\n", md->keys[q].index, md->keys[q].result,
+				       (double)md->keys[q].latency_us / 1000.0);
+		}
+	}
+}
+
+/* Probe every customer key now (each one, with its latency), then show
+ * the mounts' own last answers from their status files. */
 static int cmd_status(struct ck_volume *v, const char *name, int json)
 {
 	struct ck_dep *all;
-	size_t n;
+	struct mount_status *mounts = NULL;
+	size_t n, nm = 0;
 	int r = ck_dep_load_all(v, &all, &n, NULL), first = 1;
 
-	if (r < 0)
+	if (r < 0) {
+		fprintf(stderr, "%s: cannot read the dep records: %s\n", prog, strerror(-r));
 		return EXIT_FAIL;
+	}
+	qsort(all, n, sizeof(*all), cmp_dep);
+	load_mounts(v, &mounts, &nm);
 	if (json)
-		printf("{\"deps\":[");
+		printf("{\"version\":1,\"time\":%llu,\"deps\":[", (unsigned long long)time(NULL));
 	for (size_t i = 0; i < n; i++) {
-		char msg[512];
-		if (name && strcmp(all[i].name, name))
+		struct ck_dep *d = &all[i];
+		int res[CK_DEP_MAX_WRAPS], p = 0, customers = 0, denied = 0, ok = 0;
+		double ms[CK_DEP_MAX_WRAPS];
+		if (name && strcmp(d->name, name))
 			continue;
-		int p = all[i].state == CK_DEP_ACTIVE ? ck_dep_probe(&all[i], msg, sizeof(msg)) : 0;
-		if (json) {
-			printf("%s{\"name\":", first ? "" : ",");
-			json_str(stdout, all[i].name);
-			printf(",\"state\":\"%s\",\"probe\":\"%s\",\"keys\":[", ck_dep_state_name(all[i].state),
-			       all[i].state == CK_DEP_ACTIVE ? ck_key_result_name(p) : "skipped");
-			int k = 0;
-			for (uint32_t j = 0; j < all[i].n_wraps; j++) {
-				if (all[i].wraps[j].role != CK_ROLE_CUSTOMER)
-					continue;
-				printf("%s{\"uri\":", k++ ? "," : "");
-				json_str(stdout, all[i].wraps[j].uri);
-				printf(",\"role\":\"customer\",\"result\":\"%s\"}",
-				       ck_result_name(all[i].wraps[j].last_result));
-			}
-			printf("]}");
-		} else {
-			printf("%-20s %-13s customer keys: %s\n", all[i].name, ck_dep_state_name(all[i].state),
-			       all[i].state == CK_DEP_ACTIVE ? ck_key_result_name(p) : "-");
+		for (uint32_t j = 0; j < CK_DEP_MAX_WRAPS; j++)
+			res[j] = -1;
+		for (uint32_t j = 0; j < d->n_wraps && d->state == CK_DEP_ACTIVE; j++) {
+			char m[256];
+			struct timespec t0, t1;
+			if (d->wraps[j].role != CK_ROLE_CUSTOMER)
+				continue;
+			customers++;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			int e = ck_key_probe_uri(d->wraps[j].uri, m, sizeof(m));
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			ms[j] = (double)(t1.tv_sec - t0.tv_sec) * 1000.0 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+			res[j] = e == 0 ? CK_RES_OK : e == -EKEYREVOKED ? CK_RES_DENIED : CK_RES_UNAVAILABLE;
+			d->wraps[j].last_result = (uint8_t)res[j];
+			d->wraps[j].last_time = (uint64_t)time(NULL);
+			ok |= e == 0;
+			denied += e == -EKEYREVOKED;
 		}
+		if (d->state == CK_DEP_ACTIVE)
+			p = ok ? 0 : customers && denied == customers ? -EKEYREVOKED : -EAGAIN;
+		if (json)
+			status_json(d, res, ms, p, mounts, nm, first);
+		else
+			status_text(d, res, ms, p, mounts, nm);
 		first = 0;
 	}
 	if (json)
 		printf("]}\n");
 	free(all);
+	free_mounts(mounts, nm);
 	if (name && first) {
 		fprintf(stderr, "%s: no dep named \"%s\"\n", prog, name);
 		return EXIT_FAIL;
