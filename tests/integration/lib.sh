@@ -144,7 +144,8 @@ mkfs_ckfs() {
 }
 
 # mount_ckfs VOL MNT [-o OPTS | other ckfs args...]: starts `ckfs -f` in the
-# background, waits up to 10 s for the mount; sets LAST_PID and LAST_LOG.
+# background, waits up to 10 s (CK_MOUNT_WAIT tenths) for the mount; sets
+# LAST_PID and LAST_LOG.
 mount_ckfs() {
 	local vol=$1 mnt=$2; shift 2
 	LOG_SEQ=$((LOG_SEQ + 1))
@@ -157,7 +158,8 @@ mount_ckfs() {
 	LAST_PID=$pid
 	LAST_LOG=$log
 	local i
-	for i in $(seq 100); do
+	# CK_MOUNT_WAIT: tenths of a second to wait (slow key providers).
+	for i in $(seq "${CK_MOUNT_WAIT:-100}"); do
 		if mountpoint -q "$mnt"; then
 			MOUNT_PID[$mnt]=$pid
 			MOUNT_LOG[$mnt]=$log
