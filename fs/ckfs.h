@@ -58,6 +58,11 @@ struct ck_inode {
 	/* Under lock. */
 	int dirid_ok;
 	uint8_t dirid[CK_ID_LEN];
+	/* The backing directory's ctime when dirid was last read or checked:
+	 * a lookup that sees another ctime re-reads the ID (another host may
+	 * have removed the directory and made a new one under the same
+	 * backing inode number). Zero: never checked. */
+	struct timespec dirid_ctim;
 	int fd;                         /* backing fd while nopen > 0 */
 	unsigned nopen;
 	/* Valid while nopen > 0: set by the first open, wiped by the last
@@ -170,6 +175,15 @@ int ck_dir_open(struct ck_inode *dir, int flags);
 void ck_inode_path(struct ck_inode *in, char *buf, size_t n);
 /* The directory ID of dir, reading .ckfs.dir on first use. */
 int ck_dirid(struct ck_inode *dir, int dirfd, uint8_t out[static CK_ID_LEN]);
+/* Lookup found directory entry ename (stat st) in parent_fd: if the table
+ * holds an inode with st's backing inode number whose cached directory ID
+ * is not this directory's (removed and remade on another host, number
+ * reused), take it out of the table so the lookup makes a fresh inode.
+ * Re-reads the ID file only when st's ctime differs from the one seen. */
+void ck_dir_verify(int parent_fd, const char *ename, const struct stat *st);
+/* A new object (st) was just made here: any inode in the table with its
+ * backing inode number is a removed object's; take it out. */
+void ck_inode_drop_stale(const struct stat *st);
 
 /* names.c: mapping a plaintext child name to its backing entry. */
 struct ck_ename {

@@ -612,6 +612,9 @@ int ck_dirid(struct ck_inode *dir, int dirfd, uint8_t out[static CK_ID_LEN])
 		pthread_mutex_unlock(&dir->lock);
 		return 0;
 	}
+	struct stat dst;
+	if (fstat(dirfd, &dst) == 0)
+		dir->dirid_ctim = dst.st_ctim;
 	fd = openat(dirfd, CK_DIRID_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		r = -errno;
@@ -643,4 +646,66 @@ ok:
 	memcpy(out, dir->dirid, CK_ID_LEN);
 	pthread_mutex_unlock(&dir->lock);
 	return 0;
+}
+
+/* Find (dev, ino) in the table and pin it, or NULL (root never). */
+static struct ck_inode *find_pinned(dev_t dev, ino_t ino)
+{
+	struct ck_inode *in;
+
+	pthread_mutex_lock(&ck.table_lock);
+	in = table_find(dev, ino);
+	if (in == &ck.root)
+		in = NULL;
+	if (in)
+		in->refs++;
+	pthread_mutex_unlock(&ck.table_lock);
+	return in;
+}
+
+void ck_inode_drop_stale(const struct stat *st)
+{
+	struct ck_inode *in = find_pinned(st->st_dev, st->st_ino);
+
+	if (in) {
+		ck_inode_unhash(in);
+		ck_inode_unpin(in);
+	}
+}
+
+void ck_dir_verify(int parent_fd, const char *ename, const struct stat *st)
+{
+	struct ck_inode *in = find_pinned(st->st_dev, st->st_ino);
+	uint8_t buf[CK_DIRID_LEN + 1], id[CK_ID_LEN];
+	int dfd, fd, stale = 0;
+	ssize_t n;
+
+	if (!in)
+		return;
+	pthread_mutex_lock(&in->lock);
+	if (!is_dir(in) || !in->dirid_ok ||
+	    (in->dirid_ctim.tv_sec == st->st_ctim.tv_sec && in->dirid_ctim.tv_nsec == st->st_ctim.tv_nsec))
+		goto out;
+	/* The directory changed since its ID was read: is it still the
+	 * same directory? (A missing or unreadable ID file is left to
+	 * ck_dirid, which says why.) */
+	if ((dfd = openat(parent_fd, ename, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		goto out;
+	fd = openat(dfd, CK_DIRID_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	close(dfd);
+	if (fd < 0)
+		goto out;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0 || ck_dirid_decode(buf, (size_t)n, id) < 0)
+		goto out;
+	if (memcmp(id, in->dirid, CK_ID_LEN))
+		stale = 1;
+	else
+		in->dirid_ctim = st->st_ctim;
+out:
+	pthread_mutex_unlock(&in->lock);
+	if (stale)
+		ck_inode_unhash(in);
+	ck_inode_unpin(in);
 }

@@ -89,6 +89,8 @@ static int do_lookup(struct ck_inode *parent, const char *name, struct fuse_entr
 	ck_dir_unlock(lk);
 	if (r < 0)
 		goto out_fd;
+	if (S_ISDIR(st.st_mode))
+		ck_dir_verify(dirfd, en.entry, &st);
 	in = ck_inode_learn(parent, name, en.entry, &st, &moved);
 	if (!in) {
 		r = -ENOMEM;
@@ -365,7 +367,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 /* Common tail of the create-type handlers: stat the new entry, learn the
  * inode, reply. Caller holds ns_lock. */
 static int finish_entry(struct ck_inode *parent, int dirfd, const char *name,
-                        const char *entry, struct fuse_entry_param *e)
+                        const char *entry, int fresh, struct fuse_entry_param *e)
 {
 	struct stat st;
 	struct ck_inode *in;
@@ -374,6 +376,8 @@ static int finish_entry(struct ck_inode *parent, int dirfd, const char *name,
 	memset(e, 0, sizeof(*e));
 	if (fstatat(dirfd, entry, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
+	if (fresh)
+		ck_inode_drop_stale(&st);
 	if (!(in = ck_inode_learn(parent, name, entry, &st, &moved)))
 		return -ENOMEM;
 	attr_fill(in, dirfd, entry, &st);
@@ -493,7 +497,7 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t 
 	if (r < 0)
 		goto fail;
 	if ((r = set_owner(req, dirfd, en.entry, fd, S_IFREG | mode)) < 0 ||
-	    (r = finish_entry(parent, dirfd, name, en.entry, &e)) < 0 ||
+	    (r = finish_entry(parent, dirfd, name, en.entry, 1, &e)) < 0 ||
 	    (r = ck_dirid(parent, dirfd, dirid)) < 0)
 		goto fail;
 	in = ck_inode_get(e.ino);
@@ -551,7 +555,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t m
 	if (r < 0)
 		goto fail;
 	if ((r = set_owner(req, dirfd, en.entry, fd, mode)) < 0 ||
-	    (r = finish_entry(parent, dirfd, name, en.entry, &e)) < 0)
+	    (r = finish_entry(parent, dirfd, name, en.entry, 1, &e)) < 0)
 		goto fail;
 	if (fd >= 0)
 		close(fd);
@@ -599,12 +603,12 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t m
 	if ((r = set_owner(req, dirfd, tmp, -1, S_IFDIR | mode)) < 0 ||
 	    (r = ck_dirid_create(dirfd, tmp, dirid)) < 0)
 		goto fail;
-	if (renameat2(dirfd, tmp, dirfd, en.entry, RENAME_NOREPLACE) < 0) {
+	if (ck_rename_noreplace(dirfd, tmp, dirfd, en.entry) < 0) {
 		r = -errno;
 		goto fail;
 	}
 	made = 0;
-	if ((r = finish_entry(parent, dirfd, name, en.entry, &e)) < 0)
+	if ((r = finish_entry(parent, dirfd, name, en.entry, 1, &e)) < 0)
 		goto out;
 	in = ck_inode_get(e.ino);
 	pthread_mutex_lock(&in->lock);
@@ -652,7 +656,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t pino, const 
 		goto fail;
 	}
 	if ((r = set_owner(req, dirfd, en.entry, -1, S_IFLNK | 0777)) < 0 ||
-	    (r = finish_entry(parent, dirfd, name, en.entry, &e)) < 0) {
+	    (r = finish_entry(parent, dirfd, name, en.entry, 1, &e)) < 0) {
 		unlinkat(dirfd, en.entry, 0);
 		goto fail;
 	}
@@ -704,7 +708,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t npino, const char
 		r = -errno;
 		goto fail;
 	}
-	if ((r = finish_entry(np, dirfd, name, en.entry, &e)) < 0)
+	if ((r = finish_entry(np, dirfd, name, en.entry, 0, &e)) < 0)
 		goto fail;
 	if (fd >= 0)
 		close(fd);

@@ -399,3 +399,41 @@ int ck_volume_backing_path(const struct ck_volume *v, const char *plain, char *o
 	}
 	return 0;
 }
+
+int ck_rename_noreplace(int od, const char *o, int nd, const char *n)
+{
+	struct stat st;
+	int e;
+
+	if (renameat2(od, o, nd, n, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOTSUP && errno != ENOSYS)
+		return -1;
+	/* The flag may be what was refused (EINVAL is also the answer to
+	 * renaming a directory into itself; the plain calls below then give
+	 * the same error). */
+	if (fstatat(od, o, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		if (linkat(od, o, nd, n, 0) < 0)
+			return -1;
+		if (unlinkat(od, o, 0) < 0) {
+			e = errno;
+			unlinkat(nd, n, 0);
+			errno = e;
+			return -1;
+		}
+		return 0;
+	}
+	if (fstatat(nd, n, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (errno != ENOENT)
+		return -1;
+	if (renameat(od, o, nd, n) == 0)
+		return 0;
+	if (errno == ENOTEMPTY || errno == ENOTDIR || errno == EISDIR)
+		errno = EEXIST;
+	return -1;
+}

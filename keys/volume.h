@@ -34,4 +34,14 @@ void ck_volume_close(struct ck_volume *v);
  * volume root. -ENOENT when a component does not exist. */
 int ck_volume_backing_path(const struct ck_volume *v, const char *plain, char *out, size_t n) CK_WUR;
 
+/* renameat2(RENAME_NOREPLACE) that also works where the backing engine
+ * refuses rename flags (GlusterFS and NFS clients answer EINVAL): a
+ * non-directory is then linked under the new name (link fails with EEXIST
+ * if the name is taken: atomic) and unlinked under the old one; a
+ * directory, after checking that the new name is free, is renamed with
+ * plain renameat, which cannot replace a non-empty directory (every ckfs
+ * directory holds its ID file) nor a non-directory: those give EEXIST.
+ * See docs/SHARED-STORAGE.md. Returns 0 or -1 with errno set. */
+int ck_rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const char *newname);
+
 #endif

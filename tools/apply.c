@@ -27,6 +27,7 @@
 #include "keys/secmem.h"
 #include "keys/util.h"
 #include "tools/apply.h"
+#include "tools/common.h"
 
 struct link_names {
 	dev_t dev;
@@ -49,6 +50,7 @@ struct ctx {
 	struct apply_stats *st;
 	int json, tty;
 	struct timespec last;
+	struct pbar bar;                /* tools/common.c; drawn when tty */
 };
 
 static int lock_fd(int fd, short type)
@@ -66,7 +68,8 @@ static void problem(struct ctx *c, const char *fmt, const char *what)
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 static void problem(struct ctx *c, const char *fmt, const char *what)
 {
-	fprintf(stderr, "\nck-assign: ");
+	pbar_clear(&c->bar);
+	fprintf(stderr, "ck-assign: ");
 	fprintf(stderr, fmt, what);
 	fputc('\n', stderr);
 	c->st->problems++;
@@ -88,15 +91,14 @@ static void progress(struct ctx *c, int final)
 		       (unsigned long long)c->st->files, (unsigned long long)c->st->done_bytes,
 		       (unsigned long long)c->st->bytes);
 	if (c->tty) {
-		int pct = c->st->bytes ? (int)(c->st->done_bytes * 100 / c->st->bytes) : 100;
-		char bar[31];
-		memset(bar, '#', (size_t)pct * 30 / 100);
-		memset(bar + pct * 30 / 100, '.', 30 - (size_t)pct * 30 / 100);
-		bar[30] = '\0';
-		fprintf(stderr, "\rapply [%s] %3d%%  %llu/%llu files", bar, pct,
-		        (unsigned long long)c->st->done_files, (unsigned long long)c->st->files);
+		char files[64];
+		snprintf(files, sizeof(files), "%llu/%llu files", (unsigned long long)c->st->done_files,
+		         (unsigned long long)c->st->files);
+		c->bar.done = c->st->done_bytes;
 		if (final)
-			fputc('\n', stderr);
+			pbar_done(&c->bar, files);
+		else
+			pbar_update(&c->bar, c->st->done_bytes, c->st->bytes, files);
 	}
 	fflush(stdout);
 }
@@ -513,7 +515,7 @@ static int rename_entry(struct ctx *c, int dirfd, const char *bpath, const uint8
 		close(fd);
 		target = le;
 	}
-	if (renameat2(dirfd, entry, dirfd, target, RENAME_NOREPLACE) < 0)
+	if (ck_rename_noreplace(dirfd, entry, dirfd, target) < 0)
 		return -errno;
 	if (!strncmp(entry, CK_LONG_PREFIX, 2) && c->nstale + 1 < 1u << 20) {
 		char path[8192];
@@ -621,6 +623,9 @@ int ck_apply_tree(const struct ck_volume *v, const char *backing_root, const cha
 {
 	struct ctx c = { .v = v, .o = o, .n = n, .json = json, .tty = tty, .st = st };
 	int fd, r;
+
+	pbar_init(&c.bar, "apply", "files", 1, 0);
+	c.bar.on = tty;
 
 	memset(st, 0, sizeof(*st));
 	fd = openat(v->fd, backing_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
