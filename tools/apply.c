@@ -86,7 +86,7 @@ static void progress(struct ctx *c, int final)
 		return;
 	c->last = now;
 	if (c->json)
-		printf("{\"progress\":{\"files_done\":%llu,\"files_total\":%llu,\"bytes_done\":%llu,"
+		printf("{\"version\":1,\"progress\":{\"files_done\":%llu,\"files_total\":%llu,\"bytes_done\":%llu,"
 		       "\"bytes_total\":%llu}}\n", (unsigned long long)c->st->done_files,
 		       (unsigned long long)c->st->files, (unsigned long long)c->st->done_bytes,
 		       (unsigned long long)c->st->bytes);

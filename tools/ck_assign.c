@@ -22,6 +22,16 @@
 
 static const char *prog = "ck-assign";
 
+/* --json: every outcome is one JSON object on stdout (docs/JSON.md). */
+static void state_json(const char *path, const char *dep, const char *state)
+{
+	printf("{\"version\":1,\"tree\":");
+	json_str(stdout, path);
+	printf(",\"dep\":");
+	json_str(stdout, dep);
+	printf(",\"state\":\"%s\"}\n", state);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -122,7 +132,7 @@ static int save(struct ck_volume *v, struct ck_tree_rec *t)
 }
 
 /* The re-encryption of tree record t (state APPLYING). */
-static int run_apply(struct ck_volume *v, struct ck_tree_rec *t, int json)
+static int run_apply(struct ck_volume *v, struct ck_tree_rec *t, int json, const char *dep_name)
 {
 	static const uint8_t zero[CK_ID_LEN];
 	struct ck_tree_rec *all = NULL, *old = NULL;
@@ -201,10 +211,15 @@ static int run_apply(struct ck_volume *v, struct ck_tree_rec *t, int json)
 		snprintf(res, sizeof(res), "ok: %llu files, %llu converted",
 		         (unsigned long long)st.files, (unsigned long long)st.converted);
 		audit_ids(v, "applied", t->dep_id, t->id, res);
-		if (json)
-			printf("{\"tree\":\"%s\",\"state\":\"active\",\"files\":%llu,\"converted\":%llu,"
-			       "\"bytes\":%llu}\n", t->path, (unsigned long long)st.files,
-			       (unsigned long long)st.converted, (unsigned long long)st.bytes);
+		if (json) {
+			printf("{\"version\":1,\"tree\":");
+			json_str(stdout, t->path);
+			printf(",\"dep\":");
+			json_str(stdout, dep_name);
+			printf(",\"state\":\"active\",\"files\":%llu,\"converted\":%llu,\"bytes\":%llu}\n",
+			       (unsigned long long)st.files, (unsigned long long)st.converted,
+			       (unsigned long long)st.bytes);
+		}
 		else
 			printf("%s: %s re-encrypted: %llu files (%llu converted now), %llu bytes\n", prog,
 			       t->path, (unsigned long long)st.files, (unsigned long long)st.converted,
@@ -310,20 +325,29 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		if (!apply) {
-			printf("%s: %s is being re-encrypted under dep \"%s\"; run 'ck-assign --apply' "
-			       "to finish\n", prog, path, d.name);
+			if (json)
+				state_json(path, d.name, "applying");
+			else
+				printf("%s: %s is being re-encrypted under dep \"%s\"; run 'ck-assign --apply' "
+				       "to finish\n", prog, path, d.name);
 			r = EXIT_OK;
 			goto out;
 		}
 		t = *cur;       /* resume */
 	} else if (cur && same && cur->state == CK_TREE_ACTIVE) {
-		printf("%s: %s is already under dep \"%s\"\n", prog, path, d.name);
+		if (json)
+			state_json(path, d.name, "active");
+		else
+			printf("%s: %s is already under dep \"%s\"\n", prog, path, d.name);
 		r = EXIT_OK;
 		goto out;
 	} else if (cur && same && cur->state == CK_TREE_PENDING) {
 		if (!apply) {
-			printf("%s: %s is assigned to dep \"%s\" and waits for 'ck-assign --apply'\n",
-			       prog, path, d.name);
+			if (json)
+				state_json(path, d.name, "pending-apply");
+			else
+				printf("%s: %s is assigned to dep \"%s\" and waits for 'ck-assign --apply'\n",
+				       prog, path, d.name);
 			r = EXIT_OK;
 			goto out;
 		}
@@ -371,6 +395,11 @@ int main(int argc, char **argv)
 		if (new_record(&d, path, state, NULL, &t) < 0 || save(&v, &t) < 0)
 			goto out;
 		audit_ids(&v, "assigned", d.id, t.id, ck_tree_state_name(state));
+		if (state == CK_TREE_PENDING && json) {
+			state_json(path, d.name, "pending-apply");
+			r = EXIT_OK;
+			goto out;
+		}
 		if (state == CK_TREE_PENDING) {
 			printf("%s: %s already holds data: assigned to dep \"%s\" as pending; it stays "
 			       "under its current key until you run 'ck-assign --apply %s %s %s'\n", prog,
@@ -384,11 +413,7 @@ int main(int argc, char **argv)
 				fprintf(stderr, "%s: warning: a ckfs mount of this volume has not confirmed "
 				        "the change yet\n", prog);
 			if (json) {
-				printf("{\"tree\":");
-				json_str(stdout, path);
-				printf(",\"dep\":");
-				json_str(stdout, d.name);
-				printf(",\"state\":\"active\"}\n");
+				state_json(path, d.name, "active");
 			} else {
 				printf("%s: %s is now encrypted under dep \"%s\"\n", prog, path, d.name);
 			}
@@ -399,7 +424,7 @@ int main(int argc, char **argv)
 	ck_meta_unlock(lock);
 	lock = -1;
 	audit_ids(&v, "apply-started", d.id, t.id, "ok");
-	r = run_apply(&v, &t, json) < 0 ? EXIT_FAIL : EXIT_OK;
+	r = run_apply(&v, &t, json, d.name) < 0 ? EXIT_FAIL : EXIT_OK;
 out:
 	ck_wipe(&t, sizeof(t));
 	if (trees) {

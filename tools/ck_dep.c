@@ -22,6 +22,17 @@
 
 static const char *prog = "ck-dep";
 static int audit_failed;
+static int json_mode;           /* --json: one JSON document on stdout (docs/JSON.md) */
+#define JSON_VERSION 1
+
+/* --json result of a command that changes a DEP (revoke, roll, recover,
+ * a purge request or cancel). */
+static void action_json(const char *action, const char *name, const char *state)
+{
+	printf("{\"version\":%d,\"action\":\"%s\",\"dep\":", JSON_VERSION, action);
+	json_str(stdout, name);
+	printf(",\"state\":\"%s\"}\n", state);
+}
 
 static void usage(FILE *f)
 {
@@ -121,7 +132,10 @@ static void print_dep(const struct ck_volume *v, const struct ck_dep *d, int jso
 		nt = 0;
 	}
 	if (json) {
-		fprintf(f, "{\"name\":");
+		if (json > 1)
+			fprintf(f, "{\"version\":%d,\"name\":", JSON_VERSION);
+		else
+			fprintf(f, "{\"name\":");
 		json_str(f, d->name);
 		fprintf(f, ",\"id\":\"%s\",\"state\":\"%s\",\"created\":%llu,\"changed\":%llu,\"keys\":[",
 		        hex, ck_dep_state_name(d->state), (unsigned long long)d->created,
@@ -246,7 +260,9 @@ static int cmd_create(struct ck_volume *v, const char *key_dir, const char *name
 		goto undo;
 	}
 	audit(v, "dep-created", dep_label(&d), NULL, NULL, "ok");
-	print_dep(v, &d, 0, stdout, NULL, 0, 0);
+	print_dep(v, &d, json_mode ? 2 : 0, stdout, NULL, 0, 0);
+	if (json_mode)
+		putchar('\n');
 	r = EXIT_OK;
 	goto out;
 toolong:
@@ -282,7 +298,7 @@ static int cmd_list(struct ck_volume *v, int json)
 	int loaded = ck_tree_rec_load_all(v, &trees, &nt, NULL) == 0;
 	qsort(all, n, sizeof(*all), cmp_dep);
 	if (json)
-		printf("{\"deps\":[");
+		printf("{\"version\":%d,\"deps\":[", JSON_VERSION);
 	for (size_t i = 0; i < n; i++) {
 		if (json && i)
 			putchar(',');
@@ -313,7 +329,7 @@ static int cmd_show(struct ck_volume *v, const char *name, int json)
 
 	if (find_or_fail(v, name, &d) < 0)
 		return EXIT_FAIL;
-	print_dep(v, &d, json, stdout, NULL, 0, 0);
+	print_dep(v, &d, json ? 2 : 0, stdout, NULL, 0, 0);
 	if (json)
 		putchar('\n');
 	return EXIT_OK;
@@ -581,7 +597,8 @@ static int cmd_status(struct ck_volume *v, const char *name, int json)
 	qsort(all, n, sizeof(*all), cmp_dep);
 	load_mounts(v, &mounts, &nm);
 	if (json)
-		printf("{\"version\":1,\"time\":%llu,\"deps\":[", (unsigned long long)time(NULL));
+		printf("{\"version\":%d,\"time\":%llu,\"deps\":[", JSON_VERSION,
+		       (unsigned long long)time(NULL));
 	for (size_t i = 0; i < n; i++) {
 		struct ck_dep *d = &all[i];
 		int res[CK_DEP_MAX_WRAPS], p = 0, customers = 0, denied = 0, ok = 0;
@@ -650,17 +667,54 @@ static int cmd_revoke(struct ck_volume *v, const char *name)
 	if (ck_wait_mounts(v, 5000) < 0)
 		fprintf(stderr, "%s: warning: a ckfs mount of this volume has not confirmed the "
 		        "revocation yet\n", prog);
-	printf("%s: dep \"%s\" revoked; mounts stop serving its trees now. purge it with "
-	       "'ck-dep VOLUME purge %s'\n", prog, name, name);
+	if (json_mode)
+		action_json("revoked", name, "revoked");
+	else
+		printf("%s: dep \"%s\" revoked; mounts stop serving its trees now. purge it with "
+		       "'ck-dep VOLUME purge %s'\n", prog, name, name);
 	r = EXIT_OK;
 out:
 	ck_meta_unlock(lock);
 	return r;
 }
 
+/* The purge's progress bar (on a terminal): backing entries deleted of
+ * those counted first. */
+static struct pbar purge_bar;
+static uint64_t purge_total, purge_done;
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-	return (flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT ? -1 : 0;
+	(void)st;
+	(void)ftw;
+	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
+		return -1;
+	pbar_update(&purge_bar, ++purge_done, purge_total, NULL);
+	return 0;
+}
+
+static int count_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)path;
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	purge_total++;
+	return 0;
+}
+
+/* Whether tree i of dep d owns its backing data: a retired record's path
+ * may belong to another dep now (the tree was moved). */
+static int tree_owned(const struct ck_dep *d, const struct ck_tree_rec *t,
+                      const struct ck_tree_rec *every, size_t nevery)
+{
+	int owned = t->state != CK_TREE_RETIRED && t->state != CK_TREE_PURGED;
+
+	for (size_t j = 0; j < nevery && owned; j++)
+		if (memcmp(every[j].dep_id, d->id, CK_ID_LEN) && !strcmp(every[j].path, t->path) &&
+		    every[j].state != CK_TREE_RETIRED && every[j].state != CK_TREE_PURGED)
+			owned = 0;
+	return owned;
 }
 
 static int cert_mac(const struct ck_volume *v, const char *text, size_t n, char hex[65]);
@@ -700,7 +754,10 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm,
 		if (save_dep(v, &d) < 0)
 			goto out;
 		audit(v, "purge-cancelled", dep_label(&d), NULL, NULL, "ok");
-		printf("%s: purge of dep \"%s\" cancelled; it stays revoked\n", prog, name);
+		if (json_mode)
+			action_json("purge-cancelled", name, "revoked");
+		else
+			printf("%s: purge of dep \"%s\" cancelled; it stays revoked\n", prog, name);
 		r = EXIT_OK;
 		goto out;
 	}
@@ -732,9 +789,12 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm,
 			if (save_dep(v, &d) < 0)
 				goto out;
 			audit(v, "purge-requested", dep_label(&d), NULL, NULL, "waiting period started");
-			printf("%s: purge of dep \"%s\" requested; it can run after %llu s (run this "
-			       "command again then, or cancel with --cancel)\n", prog, name,
-			       (unsigned long long)cfg.purge_wait);
+			if (json_mode)
+				action_json("purge-requested", name, "purge-pending");
+			else
+				printf("%s: purge of dep \"%s\" requested; it can run after %llu s (run this "
+				       "command again then, or cancel with --cancel)\n", prog, name,
+				       (unsigned long long)cfg.purge_wait);
 			r = EXIT_OK;
 			goto out;
 		}
@@ -768,18 +828,24 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm,
 	size_t nevery = 0;
 	if (ck_tree_rec_load_all(v, &every, &nevery, NULL) < 0)
 		goto out;
+	pbar_init(&purge_bar, "purge", "entries", 0, 0);
+	for (size_t i = 0; i < nt && purge_bar.on; i++) {
+		char bpath[8192], full[9000];
+		if (tree_owned(&d, &trees[i], every, nevery) &&
+		    ck_volume_backing_path(v, trees[i].path, bpath, sizeof(bpath)) == 0) {
+			snprintf(full, sizeof(full), "%s/%s", v->path, bpath);
+			(void)nftw(full, count_entry, 32, FTW_PHYS);
+		}
+	}
 	for (size_t i = 0; i < nt; i++) {
 		char bpath[8192], full[9000];
 		/* A retired record's path may belong to another dep now (the
 		 * tree was moved): its data is not this dep's to delete. */
-		int owned = trees[i].state != CK_TREE_RETIRED && trees[i].state != CK_TREE_PURGED;
-		for (size_t j = 0; j < nevery && owned; j++)
-			if (memcmp(every[j].dep_id, d.id, CK_ID_LEN) && !strcmp(every[j].path, trees[i].path) &&
-			    every[j].state != CK_TREE_RETIRED && every[j].state != CK_TREE_PURGED)
-				owned = 0;
+		int owned = tree_owned(&d, &trees[i], every, nevery);
 		if (owned && ck_volume_backing_path(v, trees[i].path, bpath, sizeof(bpath)) == 0) {
 			snprintf(full, sizeof(full), "%s/%s", v->path, bpath);
 			if (nftw(full, rm_entry, 32, FTW_DEPTH | FTW_PHYS) < 0) {
+				pbar_clear(&purge_bar);
 				fprintf(stderr, "%s: cannot delete tree %s: %s\n", prog, trees[i].path, strerror(errno));
 				goto out;
 			}
@@ -796,6 +862,7 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm,
 			audit(v, "tree-deleted", dep_label(&d), tree_label(&trees[i]), NULL, "ok");
 	}
 	free(every);
+	pbar_done(&purge_bar, NULL);
 	d.state = CK_DEP_PURGED;
 	d.changed = (uint64_t)time(NULL);
 	d.generation++;
@@ -849,10 +916,19 @@ static int cmd_audit(struct ck_volume *v, int verify, int json)
 	if (!verify)
 		return ck_audit_print(v, stdout, json) < 0 ? EXIT_FAIL : EXIT_OK;
 	if (ck_audit_verify(v, &count, msg, sizeof(msg)) < 0) {
+		if (json) {
+			printf("{\"version\":%d,\"intact\":false,\"records\":null,\"error\":", JSON_VERSION);
+			json_str(stdout, msg);
+			printf("}\n");
+		}
 		fprintf(stderr, "%s: audit log verification failed: %s\n", prog, msg);
 		return EXIT_FAIL;
 	}
-	printf("audit log intact: %ld records\n", count);
+	if (json)
+		printf("{\"version\":%d,\"intact\":true,\"records\":%ld,\"error\":null}\n",
+		       JSON_VERSION, count);
+	else
+		printf("audit log intact: %ld records\n", count);
 	return EXIT_OK;
 }
 
@@ -1042,7 +1118,10 @@ static int cmd_roll(struct ck_volume *v, const char *key_dir, const char *name, 
 		goto out;
 	}
 	audit(v, "rolled", dep_label(&d), NULL, NULL, dep_key ? "dep key" : avail ? "availability key" : "customer key");
-	printf("%s: dep \"%s\" rolled\n", prog, name);
+	if (json_mode)
+		action_json("rolled", name, "active");
+	else
+		printf("%s: dep \"%s\" rolled\n", prog, name);
 	r = EXIT_OK;
 out:
 	ck_secret_free(key, CK_KEY_LEN);
@@ -1106,7 +1185,10 @@ static int cmd_recover(struct ck_volume *v, const char *name, char **uris, int n
 	if (save_dep(v, &nd) < 0)
 		goto out;
 	audit(v, "recovered", dep_label(&d), NULL, NULL, "customer keys replaced");
-	printf("%s: dep \"%s\" recovered with %d new customer key(s)\n", prog, name, n);
+	if (json_mode)
+		action_json("recovered", name, "active");
+	else
+		printf("%s: dep \"%s\" recovered with %d new customer key(s)\n", prog, name, n);
 	r = EXIT_OK;
 out:
 	ck_secret_free(key, CK_KEY_LEN);
@@ -1151,7 +1233,14 @@ static int cmd_verify_cert(struct ck_volume *v, const char *file)
 		        prog, file);
 		return EXIT_FAIL;
 	}
-	printf("certificate %s verifies: %.*s\n", file, (int)(nl - buf), buf);
+	if (json_mode) {
+		/* The certificate's first line is itself a JSON object. */
+		printf("{\"version\":%d,\"valid\":true,\"file\":", JSON_VERSION);
+		json_str(stdout, file);
+		printf(",\"certificate\":%.*s}\n", (int)(nl - buf), buf);
+	} else {
+		printf("certificate %s verifies: %.*s\n", file, (int)(nl - buf), buf);
+	}
 	return EXIT_OK;
 }
 
@@ -1178,8 +1267,12 @@ static int cmd_config(struct ck_volume *v, const char *wait, int json)
 			return EXIT_FAIL;
 		audit(v, "config-changed", NULL, NULL, NULL, wait);
 	}
-	if (json)
-		printf("{\"purge_wait\":%llu}\n", (unsigned long long)c.purge_wait);
+	if (json) {
+		printf("{\"version\":%d,\"purge_wait\":%llu,\"availability\":", JSON_VERSION,
+		       (unsigned long long)c.purge_wait);
+		json_str(stdout, c.availability);
+		printf("}\n");
+	}
 	else
 		printf("purge-wait %llus\n", (unsigned long long)c.purge_wait);
 	return EXIT_OK;
@@ -1255,6 +1348,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: '%s' needs a dep NAME\n", prog, cmd);
 			return EXIT_USAGE;
 		}
+	json_mode = json;
 	key_dir = ck_key_dir(key_dir);
 	tool_open_volume(prog, vol, key_dir, &v);
 	if (!strcmp(cmd, "create"))

@@ -142,8 +142,8 @@ struct fsck {
 	struct inoset seen;             /* hard-linked files whose blocks were checked */
 	uint8_t *ct;                    /* READ_BLOCKS ciphertext blocks */
 	uint8_t *pt;                    /* one plaintext block, wiped after each file */
-	struct timespec last_progress;
-	int progress_shown;
+	struct pbar bar;                /* on a terminal only */
+	unsigned long long total;       /* backing entries to walk (for the bar) */
 };
 
 /* ------------------------------------------------------------ small helpers */
@@ -357,29 +357,50 @@ static void text_out(FILE *o, const char *s)
 
 static void progress_clear(struct fsck *f)
 {
-	if (f->progress_shown) {
-		fputs("\r\033[K", stderr);
-		fflush(stderr);
-		f->progress_shown = 0;
-	}
+	pbar_clear(&f->bar);
 }
 
-/* One updating line on stderr, at most ten times a second. */
+/* The bar (tools/common.c: on a terminal only, at most ten updates a
+ * second): entries walked of those counted before the walk. */
 static void progress(struct fsck *f)
 {
-	struct timespec now;
+	char extra[64];
 
 	if (!f->progress)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if ((now.tv_sec - f->last_progress.tv_sec) * 1000000000L +
-	    (now.tv_nsec - f->last_progress.tv_nsec) < 100000000L)
-		return;
-	f->last_progress = now;
-	fprintf(stderr, "\r%s: %llu directories, %llu files, %zu problems\033[K", prog,
-	        f->dirs, f->files, f->npr);
-	fflush(stderr);
-	f->progress_shown = 1;
+	snprintf(extra, sizeof(extra), "%zu problem%s", f->npr, f->npr == 1 ? "" : "s");
+	pbar_update(&f->bar, f->dirs + f->files, f->total, extra);
+}
+
+/* The number of backing entries the walk visits (directories, files,
+ * long names; not ckfs's own reserved entries), for the bar's ETA. */
+static unsigned long long count_entries(int dfd, int depth)
+{
+	unsigned long long n = 1;
+	DIR *d;
+	struct dirent *e;
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return n;
+	}
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' && strncmp(e->d_name, CK_LONG_PREFIX, 2))
+			continue;
+		if (e->d_type == DT_DIR || e->d_type == DT_UNKNOWN) {
+			int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+			if (sub >= 0) {
+				n += depth < 200 ? count_entries(sub, depth + 1) : 1;
+				close(sub);
+				continue;
+			}
+		}
+		n++;
+	}
+	closedir(d);
+	return n;
 }
 
 static void report(struct fsck *f, const char *path, const char *kind, int fix,
@@ -1746,7 +1767,7 @@ static void walk_dir(struct fsck *f, const struct keyset *ks, int in_service, in
 
 static void print_json(struct fsck *f, int rc)
 {
-	fputs("{\"volume\":", stdout);
+	fputs("{\"version\":1,\"volume\":", stdout);
 	json_text(stdout, f->volume);
 	if (f->volume_id[0])
 		printf(",\"volume_id\":\"%s\"", f->volume_id);
@@ -1803,6 +1824,10 @@ static void check_volume(struct fsck *f)
 	sb_init(&pp, "/");
 	sb_init(&bp, "");
 	f->walked = 1;
+	if (f->progress) {
+		f->total = count_entries(fd, 0);
+		pbar_init(&f->bar, prog, "entries", 0, f->total);
+	}
 	check_xattrs(f, &service, fd, "/");
 	walk_dir(f, &service, 1, fd, &pp, &bp, 0);
 	close(fd);
@@ -1860,6 +1885,12 @@ int main(int argc, char **argv)
 		rc = f.nleft ? FSCK_LEFT : f.nfixed ? FSCK_FIXED : FSCK_CLEAN;
 		if (f.operr)
 			rc |= FSCK_OPERR;
+	}
+	if (f.progress && f.walked) {
+		char extra[64];
+		snprintf(extra, sizeof(extra), "%zu problem%s", f.npr, f.npr == 1 ? "" : "s");
+		f.bar.done = f.dirs + f.files;
+		pbar_done(&f.bar, extra);
 	}
 	progress_clear(&f);
 	if (f.json) {
