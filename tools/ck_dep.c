@@ -889,7 +889,10 @@ static int cmd_purge(struct ck_volume *v, const char *name, const char *confirm,
 		FILE *cf;
 		mkdirat(v->fd, CK_VOLUME_DIR "/certificates", 0700);
 		snprintf(cpath, sizeof(cpath), "%s/%s/certificates/%s.json", v->path, CK_VOLUME_DIR, hex);
-		if ((cf = fopen(cpath, "w"))) {
+		int cfd = open(cpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (cfd >= 0 && !(cf = fdopen(cfd, "w")))
+			close(cfd);
+		else if (cfd >= 0) {
 			fprintf(cf, "%s\n{\"mac\":\"%s\"}\n", cert, machex);
 			fclose(cf);
 		}
@@ -1300,7 +1303,8 @@ int main(int argc, char **argv)
 	int ncust = 0, json = 0, verify = 0, c, r, avail_roll = 0, dep_key = 0, cancel = 0;
 	struct ck_volume v;
 
-	while ((c = getopt_long(argc, argv, "k:jhV", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":k:jhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': key_dir = optarg; break;
 		case 'j': json = 1; break;
@@ -1320,13 +1324,12 @@ int main(int argc, char **argv)
 		case 'W': wait = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("ck-dep %s\n", CKFS_VERSION); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		default: tool_opt_error(prog, c, argv); return EXIT_USAGE;
 		}
 	}
 	int nargs = argc - optind;
 	if (nargs < 2) {
-		fprintf(stderr, "%s: expected VOLUME and a COMMAND\n", prog);
-		usage(stderr);
+		fprintf(stderr, "%s: expected VOLUME and a COMMAND (see %s --help)\n", prog, prog);
 		return EXIT_USAGE;
 	}
 	const char *vol = argv[optind], *cmd = argv[optind + 1];
@@ -1339,15 +1342,24 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		ok |= !strcmp(cmd, known[i]);
 	if (!ok) {
-		fprintf(stderr, "%s: unknown command \"%s\"\n", prog, cmd);
-		usage(stderr);
+		fprintf(stderr, "%s: unknown command \"%s\" (see %s --help)\n", prog, cmd, prog);
 		return EXIT_USAGE;
 	}
+	int takes_name = !strcmp(cmd, "status");
 	for (size_t i = 0; i < sizeof(need_name) / sizeof(need_name[0]); i++)
-		if (!strcmp(cmd, need_name[i]) && !name) {
-			fprintf(stderr, "%s: '%s' needs a dep NAME\n", prog, cmd);
-			return EXIT_USAGE;
+		if (!strcmp(cmd, need_name[i])) {
+			takes_name = 1;
+			if (!name) {
+				fprintf(stderr, "%s: '%s' needs a %s\n", prog, cmd,
+				        !strcmp(cmd, "verify-certificate") ? "certificate FILE" : "dep NAME");
+				return EXIT_USAGE;
+			}
 		}
+	if (nargs > 2 + takes_name) {
+		fprintf(stderr, "%s: unexpected argument \"%s\" (see %s --help)\n", prog,
+		        argv[optind + 2 + takes_name], prog);
+		return EXIT_USAGE;
+	}
 	json_mode = json;
 	key_dir = ck_key_dir(key_dir);
 	tool_open_volume(prog, vol, key_dir, &v);

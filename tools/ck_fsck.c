@@ -144,6 +144,7 @@ struct fsck {
 	uint8_t *pt;                    /* one plaintext block, wiped after each file */
 	struct pbar bar;                /* on a terminal only */
 	unsigned long long total;       /* backing entries to walk (for the bar) */
+	unsigned long long passed;      /* of those, in trees skipped (not checkable) */
 };
 
 /* ------------------------------------------------------------ small helpers */
@@ -369,7 +370,7 @@ static void progress(struct fsck *f)
 	if (!f->progress)
 		return;
 	snprintf(extra, sizeof(extra), "%zu problem%s", f->npr, f->npr == 1 ? "" : "s");
-	pbar_update(&f->bar, f->dirs + f->files, f->total, extra);
+	pbar_update(&f->bar, f->dirs + f->files + f->passed, f->total, extra);
 }
 
 /* The number of backing entries the walk visits (directories, files,
@@ -1683,6 +1684,11 @@ static void check_entry(struct fsck *f, const struct keyset *ks, int in_service,
 	if (in_service && below && (ft = tree_at(f, pp->p + 1))) {
 		if (!ft->ready) {
 			skip_tree(f, pp->p, ft);
+			if (f->progress && (fd = openat(dfd, e, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+			                                O_NOFOLLOW)) >= 0) {
+				f->passed += count_entries(fd, 0);
+				close(fd);
+			}
 			goto out;
 		}
 		ks = &ft->ks;
@@ -1850,19 +1856,19 @@ int main(int argc, char **argv)
 	struct rlimit rl;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "k:jrhV", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":k:jrhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': key_dir = optarg; break;
 		case 'j': f.json = 1; break;
 		case 'r': f.repair = 1; break;
 		case 'h': usage(stdout); return FSCK_CLEAN;
 		case 'V': printf("ck-fsck %s\n", CKFS_VERSION); return FSCK_CLEAN;
-		default: usage(stderr); return FSCK_USAGE;
+		default: tool_opt_error(prog, c, argv); return FSCK_USAGE;
 		}
 	}
 	if (argc - optind != 1) {
-		fprintf(stderr, "%s: expected one VOLUME\n", prog);
-		usage(stderr);
+		fprintf(stderr, "%s: expected one VOLUME (see %s --help)\n", prog, prog);
 		return FSCK_USAGE;
 	}
 	f.volume = argv[optind];
@@ -1889,7 +1895,7 @@ int main(int argc, char **argv)
 	if (f.progress && f.walked) {
 		char extra[64];
 		snprintf(extra, sizeof(extra), "%zu problem%s", f.npr, f.npr == 1 ? "" : "s");
-		f.bar.done = f.dirs + f.files;
+		f.bar.done = f.dirs + f.files + f.passed;
 		pbar_done(&f.bar, extra);
 	}
 	progress_clear(&f);
