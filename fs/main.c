@@ -166,8 +166,7 @@ int main(int argc, char **argv)
 		{ r = 0; goto early; }
 	}
 	if (!o.volume || !o.mountpoint) {
-		fprintf(stderr, "ckfs: expected VOLUME and MOUNTPOINT\n");
-		usage(stderr);
+		fprintf(stderr, "ckfs: expected VOLUME and MOUNTPOINT (see ckfs --help)\n");
 		{ r = EXIT_USAGE; goto early; }
 	}
 	ck.timeout = 1.0;

@@ -86,7 +86,12 @@ void ck_hex(const uint8_t *in, size_t n, char *out)
 }
 
 static const char *log_ident = "ckfs";
-static int log_syslog, log_debug;
+static int log_syslog, log_debug, log_quiet;
+
+void ck_log_quiet(int quiet)
+{
+	log_quiet = quiet;
+}
 
 void ck_log_init(const char *ident, int to_syslog, int debug)
 {
@@ -102,7 +107,7 @@ void ck_log(int level, const char *fmt, ...)
 	va_list ap;
 	char buf[1024];
 
-	if (level >= CK_LOG_DEBUG && !log_debug)
+	if ((level >= CK_LOG_DEBUG && !log_debug) || (log_quiet && level >= CK_LOG_WARNING))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);

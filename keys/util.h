@@ -33,6 +33,9 @@ void ck_hex(const uint8_t *in, size_t n, char *out);
 enum { CK_LOG_ERR = 3, CK_LOG_WARNING = 4, CK_LOG_INFO = 6, CK_LOG_DEBUG = 7 };
 /* ident prefixes stderr lines; to_syslog switches to syslog (daemon mode). */
 void ck_log_init(const char *ident, int to_syslog, int debug);
+/* Drop warnings and less (the command-line tools: the reason of a failure
+ * is in their own one-line error, which a library warning would repeat). */
+void ck_log_quiet(int quiet);
 void ck_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

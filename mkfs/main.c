@@ -8,6 +8,7 @@
 #include "keys/keyfile.h"
 #include "keys/secmem.h"
 #include "keys/volume.h"
+#include "tools/opterr.h"
 
 enum { EXIT_USAGE = 1, EXIT_REFUSED = 2, EXIT_OPERATIONAL = 3 };
 
@@ -50,7 +51,8 @@ int main(int argc, char **argv)
 	char msg[1024] = "";
 	int c, force = 0, quiet = 0, r;
 
-	while ((c = getopt_long(argc, argv, "k:fqhVw:a:", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":k:fqhVw:a:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
 			if (strncmp(optarg, "file:/", 6) || optarg[strlen(optarg) - 1] != '/' ||
@@ -67,12 +69,15 @@ int main(int argc, char **argv)
 		case 'q': quiet = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("ck-mkfs %s\n", CKFS_VERSION); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		default: tool_opt_error("ck-mkfs", c, argv); return EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "ck-mkfs: expected exactly one VOLUME argument\n");
-		usage(stderr);
+		fprintf(stderr, "ck-mkfs: expected exactly one VOLUME argument (see ck-mkfs --help)\n");
+		return EXIT_USAGE;
+	}
+	if (!argv[optind][0]) {
+		fprintf(stderr, "ck-mkfs: the VOLUME argument is empty\n");
 		return EXIT_USAGE;
 	}
 	if (wait && ck_parse_duration(wait, &cfg.purge_wait) < 0) {

@@ -255,19 +255,19 @@ int main(int argc, char **argv)
 	size_t nt = 0;
 	int c, apply = 0, json = 0, lock = -1, alock = -1, r = EXIT_FAIL;
 
-	while ((c = getopt_long(argc, argv, "k:ajhV", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":k:ajhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': key_dir = optarg; break;
 		case 'a': apply = 1; break;
 		case 'j': json = 1; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("ck-assign %s\n", CKFS_VERSION); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		default: tool_opt_error(prog, c, argv); return EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 3) {
-		fprintf(stderr, "%s: expected VOLUME PATH DEP\n", prog);
-		usage(stderr);
+		fprintf(stderr, "%s: expected VOLUME PATH DEP (see %s --help)\n", prog, prog);
 		return EXIT_USAGE;
 	}
 	if (ck_tree_path_normalise(argv[optind + 1], path, sizeof(path)) < 0) {

@@ -16,6 +16,7 @@ void tool_open_volume(const char *prog, const char *path, const char *key_dir, s
 		exit(EXIT_VOLUME);
 	}
 	ck_log_init(prog, 0, 0);
+	ck_log_quiet(1);
 	if (ck_volume_open(path, ck_key_dir(key_dir), v, msg, sizeof(msg)) < 0) {
 		fprintf(stderr, "%s: %s\n", prog, msg);
 		exit(EXIT_VOLUME);

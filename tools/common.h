@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 #include "keys/volume.h"
+#include "tools/opterr.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_VOLUME = 3 };
 
