@@ -192,9 +192,8 @@ grep -qx "small k" "$MNT/mail/k/sub/small" && ! find "$VOL" -name "small*" | gre
 sh_check "ck-dep status: depK's KMIP key answers ok" '
 "$CKDEP" "$VOL" status depK --json | tee "$T/status.json" | "$PY" -c "
 import json, sys
-d = json.load(sys.stdin)
-s = json.dumps(d)
-print(s[:400]); assert \"\\\"ok\\\"\" in s and \"denied\" not in s"'
+keys = [k for d in json.load(sys.stdin)[\"deps\"] for k in d[\"keys\"] if k[\"uri\"] == sys.argv[1]]
+print(keys); assert len(keys) == 1 and keys[0][\"result\"] == \"ok\"" "$URI1"'
 
 # ------------------------------------------------------------ customer-side revocation on the KMIP server
 t0=$(date +%s.%N)
