@@ -62,6 +62,34 @@ static int pwrite_full(int fd, const void *buf, size_t n, off_t off)
 	return 0;
 }
 
+/* Writers on several hosts (see CK_WLOCK_OFF in ckfs.h): the lock that
+ * serialises read-modify-write of blocks and header across hosts. An
+ * engine without byte-range locks is warned about once and used unlocked. */
+static int wlock(int fd)
+{
+	static int warned;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = CK_WLOCK_OFF, .l_len = 1 };
+
+	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EINVAL && errno != ENOLCK && errno != ENOSYS && errno != EOPNOTSUPP)
+			return -errno;
+		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+			ck_log(CK_LOG_WARNING, "the backing store refuses byte-range locks (%s): writes "
+			       "to one file from several hosts at once are not serialised", strerror(errno));
+		return 0;
+	}
+	return 0;
+}
+
+static void wunlock(int fd)
+{
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = CK_WLOCK_OFF, .l_len = 1 };
+
+	(void)fcntl(fd, F_OFD_SETLK, &fl);
+}
+
 static void ref_of(struct ck_tree *t, const uint8_t *file_id, struct ck_file_ref *ref)
 {
 	ref->volume_id = t->volume_id;
@@ -296,8 +324,12 @@ int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
 
 	if (in)
 		pthread_rwlock_wrlock(&in->io);
-	if ((r = ck_apply_lock(t, fd)) < 0)
+	if ((r = wlock(fd)) < 0)
 		goto unlock;
+	if ((r = ck_apply_lock(t, fd)) < 0) {
+		wunlock(fd);
+		goto unlock;
+	}
 	if ((r = hdr_load(t, fd, &h, &k, &t)) < 0) {
 		r = -EIO;
 		goto out;
@@ -321,6 +353,7 @@ int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
 	r = hdr_store(t, fd, &h, k.header, 1);
 out:
 	ck_apply_unlock(fd);
+	wunlock(fd);
 	ck_file_keys_release(&k);
 unlock:
 	if (in)
@@ -568,6 +601,47 @@ static int set_size(struct io *io, uint64_t size)
 	return hdr_update(io, 0, &size);
 }
 
+/* Begin a change of in's blocks or header: io exclusive, the write lock,
+ * then (io_begin) the apply lock; the size and flags re-read from the
+ * header, as another host may have changed them since this one read it
+ * (follow_header does that while the tree is applied). On success the
+ * caller ends with wio_end. */
+static int wio_begin(struct io *io, struct ck_inode *in)
+{
+	uint8_t raw[CK_FILE_HDR_LEN];
+	struct ck_file_hdr h;
+	struct ck_gcm *g = NULL;
+	uint64_t size;
+	int r;
+
+	memset(io, 0, sizeof(*io));
+	if ((r = wlock(in->fd)) < 0)
+		return r;
+	if ((r = io_begin(io, in)) < 0 || io->locked)
+		return r;
+	if (pread_full(in->fd, raw, sizeof(raw), 0) != (ssize_t)sizeof(raw) ||
+	    ck_file_hdr_parse(raw, sizeof(raw), &h) < 0 ||
+	    ck_file_hdr_verify(raw, &io->ref, in->keys.header) < 0 ||
+	    (r = ck_gcm_new(&g, in->keys.size)) < 0 ||
+	    ck_file_size_open(g, &io->ref, h.size_box, &size) < 0) {
+		ck_gcm_free(g);
+		return r < 0 ? r : corrupt(io, 0, "(the file header) failed authentication");
+	}
+	ck_gcm_free(g);
+	in->psize = size;
+	in->hdr_flags = h.flags;
+	return 0;
+}
+
+static void wio_end(struct io *io)
+{
+	int fd = io->in ? io->in->fd : -1;
+
+	io_end(io);
+	if (fd >= 0)
+		wunlock(fd);
+}
+
 int ck_file_refresh(struct ck_inode *in)
 {
 	uint8_t raw[CK_FILE_HDR_LEN];
@@ -735,12 +809,12 @@ ssize_t ck_file_write(struct ck_inode *in, const char *buf, size_t size, off_t o
 	ssize_t r;
 
 	pthread_rwlock_wrlock(&in->io);
-	if ((r = io_begin(&io, in)) == 0) {
+	if ((r = wio_begin(&io, in)) == 0) {
 		if (append)
 			off = (off_t)in->psize;
 		r = off < 0 ? -EINVAL : write_locked(&io, buf, size, (uint64_t)off);
 	}
-	io_end(&io);
+	wio_end(&io);
 	pthread_rwlock_unlock(&in->io);
 	return r;
 }
@@ -800,9 +874,9 @@ int ck_file_truncate(struct ck_inode *in, off_t size)
 	if (size < 0)
 		return -EINVAL;
 	pthread_rwlock_wrlock(&in->io);
-	if ((r = io_begin(&io, in)) == 0)
+	if ((r = wio_begin(&io, in)) == 0)
 		r = truncate_locked(&io, (uint64_t)size);
-	io_end(&io);
+	wio_end(&io);
 	pthread_rwlock_unlock(&in->io);
 	return r;
 }
@@ -823,7 +897,7 @@ int ck_file_fallocate(struct ck_inode *in, int mode, off_t off, off_t len)
 	if (end > (uint64_t)INT64_MAX / 2)
 		return -EFBIG;
 	pthread_rwlock_wrlock(&in->io);
-	if ((r = io_begin(&io, in)) < 0)
+	if ((r = wio_begin(&io, in)) < 0)
 		goto out;
 	psize = in->psize;
 	if (mode & FALLOC_FL_PUNCH_HOLE) {
@@ -875,7 +949,7 @@ int ck_file_fallocate(struct ck_inode *in, int mode, off_t off, off_t len)
 	}
 	r = 0;
 out:
-	io_end(&io);
+	wio_end(&io);
 	pthread_rwlock_unlock(&in->io);
 	return r;
 }

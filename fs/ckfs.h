@@ -253,6 +253,12 @@ ssize_t ck_file_write(struct ck_inode *in, const char *buf, size_t size, off_t o
 /* in->keys must be loaded (open); fd is the backing fd. */
 int ck_file_truncate(struct ck_inode *in, off_t size);
 int ck_file_fallocate(struct ck_inode *in, int mode, off_t off, off_t len);
+/* Writers on several hosts: every change of a file's blocks or header
+ * holds an OFD write lock on the one byte at CK_WLOCK_OFF of the backing
+ * file (past any data: sizes stop at 2^62) and re-reads the header under
+ * it; the apply lock (ck_apply_lock) covers only [0, CK_WLOCK_OFF), the
+ * apply tool's whole-file lock covers both. docs/SHARED-STORAGE.md. */
+#define CK_WLOCK_OFF ((off_t)1 << 62)
 /* Header binding updates: add or remove (dirid, name) in the file's header. */
 int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
                  const uint8_t dirid[static CK_ID_LEN], const char *name, int add);

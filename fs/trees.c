@@ -52,7 +52,7 @@ void ck_tree_leave(struct ck_tree *t)
 
 int ck_apply_lock(struct ck_tree *t, int fd)
 {
-	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_len = CK_WLOCK_OFF };
 
 	if (!ck_tree_applying(t))
 		return 0;
@@ -64,7 +64,7 @@ int ck_apply_lock(struct ck_tree *t, int fd)
 
 void ck_apply_unlock(int fd)
 {
-	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_len = CK_WLOCK_OFF };
 
 	(void)fcntl(fd, F_OFD_SETLK, &fl);
 }
