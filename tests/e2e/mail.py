@@ -355,16 +355,17 @@ def exercise_user(args, user, stats, errors):
         if big != kwbig or len(big) != nbig:
             raise ImapError("SEARCH LARGER 1000000 %s, SUBJECT kw-big %s, sent %d big"
                             % (sorted(big), sorted(kwbig), nbig))
-        one = uid_search(m, "HEADER", "Message-ID", msgid(user, "base", 42))
+        k = min(42, args.n - 1)
+        one = uid_search(m, "HEADER", "Message-ID", msgid(user, "base", k))
         if len(one) != 1:
-            raise ImapError("SEARCH HEADER Message-ID of message 42: %r" % one)
+            raise ImapError("SEARCH HEADER Message-ID of message %d: %r" % (k, one))
         step = "FETCH"
         st = mailbox_state(m, "INBOX", True, user, stats)
         if len(st) != want or any(f for _, f in st.values()):
             raise ImapError("FETCH: %d messages, flagged on delivery: %d"
                             % (len(st), sum(1 for _, f in st.values() if f)))
         uid_mid = {uid: mid for mid, (uid, _) in st.items()}
-        if uid_mid.get(one[0]) != msgid(user, "base", 42):
+        if uid_mid.get(one[0]) != msgid(user, "base", k):
             raise ImapError("SEARCH HEADER Message-ID found the wrong message")
         select(m, "INBOX")
         step = "STORE"
