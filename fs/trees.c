@@ -219,6 +219,12 @@ static void record_revocation(const uint8_t dep_id[CK_ID_LEN], const char *detai
 			deps[i].state = CK_DEP_REVOKED;
 			deps[i].changed = (uint64_t)time(NULL);
 			deps[i].generation++;
+			/* Every customer key answered denied: keep that answer. */
+			for (uint32_t k = 0; k < deps[i].n_wraps; k++)
+				if (deps[i].wraps[k].role == CK_ROLE_CUSTOMER) {
+					deps[i].wraps[k].last_result = CK_RES_DENIED;
+					deps[i].wraps[k].last_time = deps[i].changed;
+				}
 			if (ck_dep_save(&ck.vol, &deps[i]) == 0)
 				audit("revoked", id_label("dep", deps[i].id, lb, sizeof(lb)), NULL, NULL,
 				      detail, "probe");

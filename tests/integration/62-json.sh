@@ -259,6 +259,7 @@ assert d['probe'] == 'skipped' and d['state'] == 'revoked', d
 assert m['trees_serving'] == 0 and m['trees_stopped'] == 1, m
 assert all(k['result'] == 'denied' for k in m['keys']) and len(m['keys']) == 2, m['keys']
 assert m['last_ok'] is None or m['last_ok'] <= m['last_probe']['time'], m
+assert all(k['result'] == 'denied' for k in d['keys']), ('the DEP record keeps the denials', d['keys'])
 "
 jcheck "status --json after the revocation" status "$CKDEP" "$VOL" status --json
 jcheck "revoke --json" action "$CKDEP" "$VOL" revoke spare --json
