@@ -343,6 +343,8 @@ int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
 			r = -EMLINK;
 			goto out;
 		}
+		if (ck_file_hdr_has_binding(&h, b))
+			goto out;       /* bound already: nothing to write */
 		if ((r = ck_file_hdr_add_binding(&h, b)) < 0)
 			goto out;
 	} else {

@@ -143,6 +143,8 @@ struct ck_inode *ck_inode_get(fuse_ino_t ino);
 struct ck_inode *ck_inode_learn(struct ck_inode *parent, const char *name, const char *ename,
                                 const struct stat *st, int *dir_moved);
 struct ck_inode *ck_inode_find(dev_t dev, ino_t ino);
+/* The same, pinned (release with ck_inode_unpin); NULL for the root. */
+struct ck_inode *ck_inode_find_pinned(dev_t dev, ino_t ino);
 void ck_inode_forget(struct ck_inode *in, uint64_t n);
 /* The backing object is gone (last link removed): take the inode out of
  * the table so that a new object reusing the inode number gets its own. */

@@ -649,7 +649,7 @@ ok:
 }
 
 /* Find (dev, ino) in the table and pin it, or NULL (root never). */
-static struct ck_inode *find_pinned(dev_t dev, ino_t ino)
+struct ck_inode *ck_inode_find_pinned(dev_t dev, ino_t ino)
 {
 	struct ck_inode *in;
 
@@ -665,7 +665,7 @@ static struct ck_inode *find_pinned(dev_t dev, ino_t ino)
 
 void ck_inode_drop_stale(const struct stat *st)
 {
-	struct ck_inode *in = find_pinned(st->st_dev, st->st_ino);
+	struct ck_inode *in = ck_inode_find_pinned(st->st_dev, st->st_ino);
 
 	if (in) {
 		ck_inode_unhash(in);
@@ -675,7 +675,7 @@ void ck_inode_drop_stale(const struct stat *st)
 
 void ck_dir_verify(int parent_fd, const char *ename, const struct stat *st)
 {
-	struct ck_inode *in = find_pinned(st->st_dev, st->st_ino);
+	struct ck_inode *in = ck_inode_find_pinned(st->st_dev, st->st_ino);
 	uint8_t buf[CK_DIRID_LEN + 1], id[CK_ID_LEN];
 	int dfd, fd, stale = 0;
 	ssize_t n;

@@ -708,6 +708,13 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t npino, const char
 		r = -errno;
 		goto fail;
 	}
+	/* Mid-apply, the apply tool may have rewritten the header under the
+	 * new key between the bind and the link, from names it knew before
+	 * this one existed: bind again (a no-op when the binding is there). */
+	if (bound && (r = ck_file_bind(in->tree, fd, in, dirid, name, 1)) < 0) {
+		unlinkat(dirfd, en.entry, 0);
+		goto fail;
+	}
 	if ((r = finish_entry(np, dirfd, name, en.entry, 0, &e)) < 0)
 		goto fail;
 	if (fd >= 0)
@@ -733,7 +740,7 @@ out:
 
 static void op_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
 {
-	struct ck_inode *parent = ck_inode_get(pino), *in;
+	struct ck_inode *parent = ck_inode_get(pino), *in = NULL;
 	struct ck_ename en;
 	struct stat st;
 	uint8_t dirid[CK_ID_LEN];
@@ -758,12 +765,15 @@ static void op_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
 	/* Other links stay: drop this name's binding from the shared header. */
 	if (S_ISREG(st.st_mode) && st.st_nlink > 1)
 		fd = openat(dirfd, en.entry, O_RDWR | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
+	/* The inode before the entry goes: once the last link is gone, a
+	 * create in another directory (ns_lock is only shared here) may get
+	 * the same backing inode number, and its new inode must stay. */
+	in = ck_inode_find_pinned(st.st_dev, st.st_ino);
 	if (unlinkat(dirfd, en.entry, 0) < 0) {
 		r = -errno;
 		goto out;
 	}
 	ck_sidecar_remove(dirfd, en.entry);
-	in = ck_inode_find(st.st_dev, st.st_ino);
 	if (in) {
 		ck_inode_drop_name(in, parent, name);
 		if (st.st_nlink <= 1)
@@ -773,6 +783,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
 		ck_file_bind(parent->tree, fd, in, dirid, name, 0);
 	r = 0;
 out:
+	if (in)
+		ck_inode_unpin(in);
 	ck_dir_unlock(lk);
 	if (fd >= 0)
 		close(fd);
@@ -1016,6 +1028,17 @@ static void op_rename(fuse_req_t req, fuse_ino_t pino, const char *name, fuse_in
 		struct stat chk;
 		if (fstatat(dir1, e1.entry, &chk, AT_SYMLINK_NOFOLLOW) < 0)
 			ck_sidecar_remove(dir1, e1.entry);
+	}
+	/* Mid-apply, the apply tool may have rewritten a header under the new
+	 * key between the bind and the rename, from the names it saw (through
+	 * another link): bind the new names again (no-op when bound). */
+	if ((bound1 && ck_file_bind(p1->tree, fd1, ck_inode_find(s1.st_dev, s1.st_ino), d2,
+	                            newname, 1) < 0) ||
+	    (bound2 && ck_file_bind(p1->tree, fd2, ck_inode_find(s2.st_dev, s2.st_ino), d1,
+	                            name, 1) < 0)) {
+		char p[512];
+		ck_inode_path(p2, p, sizeof(p));
+		ck_log(CK_LOG_ERR, "%s/%s: renamed, but its header could not be updated", p, newname);
 	}
 	if (bound1)
 		ck_file_bind(p1->tree, fd1, ck_inode_find(s1.st_dev, s1.st_ino), d1, name, 0);

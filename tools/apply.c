@@ -222,6 +222,73 @@ static struct link_names *link_find(struct ctx *c, dev_t dev, ino_t ino, int add
 	return l;
 }
 
+/* Add (dirid, name) to a file's candidate names, once. */
+static void cand_add(struct link_names *l, const uint8_t dirid[CK_ID_LEN], const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!memcmp(l->dirid[i], dirid, CK_ID_LEN) && !strcmp(l->name[i], name))
+			return;
+	if (l->n == CK_MAX_LINKS)
+		return;
+	memcpy(l->dirid[l->n], dirid, CK_ID_LEN);
+	snprintf(l->name[l->n], sizeof(l->name[0]), "%s", name);
+	l->n++;
+}
+
+/* How many of h's bindings (under the old header key) no candidate name
+ * explains; bound[i] (if not NULL) says whether candidate i is bound. */
+static int bindings_explained(const struct ck_file_hdr *h, const uint8_t *old_hdr_key,
+                              const struct link_names *cand, int *bound)
+{
+	int seen[CK_MAX_LINKS] = { 0 }, left = 0;
+
+	for (size_t i = 0; i < cand->n; i++) {
+		uint8_t b[CK_BINDING_LEN];
+		int r = ck_binding(old_hdr_key, cand->dirid[i], cand->name[i], strlen(cand->name[i]), b);
+		if (r < 0)
+			return r;
+		if (bound)
+			bound[i] = 0;
+		for (int j = 0; j < h->n_bind && j < CK_MAX_LINKS; j++)
+			if (!memcmp(h->bind[j], b, CK_BINDING_LEN)) {
+				seen[j] = 1;
+				if (bound)
+					bound[i] = 1;
+			}
+	}
+	for (int j = 0; j < h->n_bind && j < CK_MAX_LINKS; j++)
+		left += !seen[j];
+	return left;
+}
+
+/* Every name of the regular file (dev, ino) in the tree under dirfd. */
+static void find_names(struct ctx *c, int dirfd, dev_t dev, ino_t ino, struct link_names *out,
+                       int depth)
+{
+	uint8_t dirid[CK_ID_LEN];
+	char **ents, name[CK_NAME_MAX + 1];
+	int is_new;
+
+	if (depth > 4096 || read_dirid(dirfd, dirid) < 0 || !(ents = list_dir(dirfd)))
+		return;
+	for (size_t i = 0; ents[i]; i++) {
+		struct stat st;
+		if (fstatat(dirfd, ents[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode) && st.st_dev == dev && st.st_ino == ino &&
+		    decode(c, dirfd, dirid, ents[i], name, &is_new) == 0) {
+			cand_add(out, dirid, name);
+		} else if (S_ISDIR(st.st_mode)) {
+			int fd = openat(dirfd, ents[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+			if (fd >= 0) {
+				find_names(c, fd, dev, ino, out, depth + 1);
+				close(fd);
+			}
+		}
+	}
+	free_list(ents);
+}
+
 /* Pass 1: count, and collect every name of hard-linked files (their
  * header's bindings are rebuilt from all of them). */
 static int scan(struct ctx *c, int dirfd, int depth)
@@ -366,22 +433,40 @@ static int convert_file(struct ctx *c, int dirfd, const char *entry, const uint8
 		r = -errno;
 		goto out;
 	}
-	/* The header last: it names the tree whose keys now hold the file. */
-	struct link_names one, *links = st.st_nlink > 1 ? link_find(c, st.st_dev, st.st_ino, 0) : NULL;
-	if (!links) {
-		memset(&one, 0, sizeof(one));
-		one.n = 1;
-		memcpy(one.dirid[0], dirid, CK_ID_LEN);
-		snprintf(one.name[0], sizeof(one.name[0]), "%s", name);
-		links = &one;
+	/* The header last: it names the tree whose keys now hold the file.
+	 * It keeps the old header's bindings, each under the new key: for
+	 * that we need the name behind each one. Candidates are this entry
+	 * and the names the scan found; a binding none of them explains is a
+	 * name given since the scan (a link or rename on a mount), found by
+	 * walking the tree again. A candidate the old header does not bind is
+	 * not bound now either; a binding whose name no longer exists goes. */
+	struct link_names cand, *scanned = link_find(c, st.st_dev, st.st_ino, 0);
+	memset(&cand, 0, sizeof(cand));
+	cand_add(&cand, dirid, name);
+	for (size_t i = 0; scanned && i < scanned->n; i++)
+		cand_add(&cand, scanned->dirid[i], scanned->name[i]);
+	int unexplained = bindings_explained(&h, ok.header, &cand, NULL);
+	if (unexplained > 0) {
+		find_names(c, c->rootfd, st.st_dev, st.st_ino, &cand, 0);
+		unexplained = bindings_explained(&h, ok.header, &cand, NULL);
 	}
-	h.n_bind = 0;
-	memset(h.bind, 0, sizeof(h.bind));
-	for (size_t i = 0; i < links->n; i++) {
-		uint8_t bnd[CK_BINDING_LEN];
-		if ((r = ck_binding(nk.header, links->dirid[i], links->name[i], strlen(links->name[i]),
-		                    bnd)) < 0 || (r = ck_file_hdr_add_binding(&h, bnd)) < 0)
-			goto out;
+	if (unexplained < 0) {
+		r = unexplained;
+		goto out;
+	}
+	{
+		int bound[CK_MAX_LINKS];
+		bindings_explained(&h, ok.header, &cand, bound);
+		h.n_bind = 0;
+		memset(h.bind, 0, sizeof(h.bind));
+		for (size_t i = 0; i < cand.n; i++) {
+			uint8_t bnd[CK_BINDING_LEN];
+			if (!bound[i])
+				continue;
+			if ((r = ck_binding(nk.header, cand.dirid[i], cand.name[i], strlen(cand.name[i]),
+			                    bnd)) < 0 || (r = ck_file_hdr_add_binding(&h, bnd)) < 0)
+				goto out;
+		}
 	}
 	if ((r = ck_file_size_seal(nsg, &nref, size, h.size_box)) < 0 ||
 	    (r = ck_file_hdr_encode(&h, &nref, nk.header, raw)) < 0 ||
@@ -631,6 +716,7 @@ int ck_apply_tree(const struct ck_volume *v, const char *backing_root, const cha
 	fd = openat(v->fd, backing_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
+	c.rootfd = fd;
 	if ((r = scan(&c, fd, 0)) == 0) {
 		progress(&c, 0);
 		/* The root's own xattrs belong to the tree too. */
