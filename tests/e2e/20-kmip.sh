@@ -28,7 +28,7 @@ done
 	skip_all "python3-pykmip is installed but kmip.services.server does not import"
 
 KEY_TTL=3
-MARGIN=20            # helper runs (python + PyKMIP + a TLS handshake) under load
+MARGIN=30            # helper runs (python + PyKMIP + a TLS handshake) under load
 export CK_MOUNT_WAIT=600   # the mount unwraps through the helper before it is ready
 tnote() { echo "$*" >>"$T/notes"; }
 K=$T/kmip
