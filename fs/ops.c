@@ -205,11 +205,22 @@ static int file_acquire(struct ck_inode *in)
 	}
 	pthread_mutex_unlock(&in->lock);
 
+	/* The kernel looked the name up before this open; a rename over it
+	 * or an unlink since then leaves this inode without that name (or
+	 * the name on another file). ESTALE makes the kernel look the name
+	 * up again and open what it names now (as a rename is atomic), not
+	 * fail the open with ENOENT. */
 	if ((r = ck_inode_locate(in, &loc)) < 0)
-		return r;
+		return r == -ENOENT ? -ESTALE : r;
 	fd = openat(loc.dirfd, loc.ename, (ck.ro ? O_RDONLY : O_RDWR) | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
-		r = -errno;
+		r = errno == ENOENT ? -ESTALE : -errno;
+		goto out;
+	}
+	struct stat fst;
+	if (fstat(fd, &fst) == 0 && (fst.st_ino != in->ino || fst.st_dev != in->dev)) {
+		close(fd);
+		r = -ESTALE;
 		goto out;
 	}
 	if ((r = ck_dirid(loc.parent, loc.dirfd, dirid)) < 0) {
