@@ -26,6 +26,7 @@ CK_PACKAGES=(
 	git sqlite3 tar rsync              # real tools run on a mount in tests
 	python3                            # test helpers
 	util-linux procps kmod xxd         # mountpoint, pgrep/ps, modprobe, xxd
+	gdb                                # gcore: 52-secrets searches a dump of the daemon
 )
 
 # ck_say TEXT...: one progress line on stderr (stdout stays for results).
