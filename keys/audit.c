@@ -1132,8 +1132,8 @@ static void print_rec(FILE *out, const struct rec *r, int json, int first)
 		return;
 	}
 	ck_hex(r->mac, CK_HASH_LEN, hex);
-	fprintf(out, "%s\n  {\"version\": 1, \"seq\": %lld, \"time\": \"%s\", \"host\": ", first ? "" : ",",
-	        r->seq, r->time);
+	fprintf(out, "%s\n  {\"version\": 1, \"seq\": %lld, \"time\": \"%s\", \"host\": ",
+	        first ? "" : ",", r->seq, r->time);
 	json_str(out, r->val[F_HOST], r->val_len[F_HOST]);
 	fprintf(out, ", \"pid\": %ld", r->pid);
 	for (int i = F_EVENT; i < NVAL; i++) {
