@@ -537,6 +537,7 @@ class Round:
         self.key_results = []
         self.apply_path = None
         self.logs = []
+        self.inflight_paths = set()     # names of files an in-flight op changed
 
     def problem(self, msg):
         self.problems.append(msg)
@@ -1032,6 +1033,12 @@ class Round:
         self.stats["fsynced"] = self.stats.get("fsynced", 0) + n
         if inflight:
             self.stats["inflight"] = self.stats.get("inflight", 0) + 1
+            fids = old.touched(inflight) | ({inflight["fid"]} if inflight["op"] == "create"
+                                            else set())
+            for m in (old, new):
+                for nm, f in m.names.items():
+                    if f in fids:
+                        self.inflight_paths.add(os.path.join(rel_d, nm))
 
     def check_tree_walk(self):
         """Every name on the mount can be stat'ed; nothing is left behind
@@ -1060,32 +1067,46 @@ class Round:
                     self.problem("ck-fsck exit %d does not name the EIO file(s) %s" %
                                  (rc, ", ".join(missing)))
             return
-        if rc == 4 and eio:
+        if rc == 4:
             missing = [r for r in eio if r not in out]
             if missing:
                 self.problem("ck-fsck exit 4 does not name the EIO file(s) %s" %
                              ", ".join(missing))
-            # Every problem it reports must be one of the EIO files.
+            # Every problem it reports must be one of the EIO files, or a
+            # leftover it can repair (blocks after the final one, ...) of a
+            # file the crash interrupted an operation on.
             try:
-                doc = json.loads(out)
-                paths = set()
-
-                def walk(x):
-                    if isinstance(x, dict):
-                        for k, v in x.items():
-                            if k == "path" and isinstance(v, str):
-                                paths.add(v.lstrip("/"))
-                            walk(v)
-                    elif isinstance(x, list):
-                        for v in x:
-                            walk(v)
-                walk(doc)
-                extra = [p for p in paths if p and p not in eio]
-                if extra:
-                    self.problem("ck-fsck exit 4 also reports %s (no EIO on a read)" %
-                                 ", ".join(sorted(extra)))
-            except ValueError:
-                self.notes.append("ck-fsck --json output is not JSON; problems not matched")
+                probs = json.loads(out)["problems"]
+            except (ValueError, KeyError, TypeError):
+                self.problem("ck-fsck exit 4, output not the JSON expected: %s" % out[-1500:])
+                return
+            leftovers = []
+            for p in probs:
+                path = (p.get("path") or "").lstrip("/")
+                if path in eio:
+                    continue
+                if p.get("fixable") and path in self.inflight_paths:
+                    leftovers.append("%s (%s)" % (path, p.get("kind")))
+                    continue
+                self.problem("ck-fsck exit 4 also reports %s: %s: %s (no EIO on a read, not a "
+                             "leftover of an interrupted operation)" %
+                             (path or "(no path)", p.get("kind"), p.get("detail")))
+            if leftovers and not self.problems:
+                # What an operator does: --repair, then a clean check.
+                self.notes.append("ck-fsck: leftovers of interrupted operations: %s" %
+                                  ", ".join(leftovers))
+                rc2, out2 = self.tool("ck-fsck", "--repair", self.vol, "--json", timeout=300)
+                rc3, out3 = self.tool("ck-fsck", self.vol, "--json", timeout=300)
+                left = []
+                if rc3 == 4:
+                    try:
+                        left = [(p.get("path") or "").lstrip("/")
+                                for p in json.loads(out3)["problems"]]
+                    except (ValueError, KeyError, TypeError):
+                        left = ["(output not JSON)"]
+                if rc2 not in (1, 4) or rc3 not in (0, 4) or [x for x in left if x not in eio]:
+                    self.problem("ck-fsck --repair exit %d did not leave a clean volume (then "
+                                 "ck-fsck exit %d): %s" % (rc2, rc3, (out2 + out3)[-1500:]))
             return
         self.problem("ck-fsck exit %d%s: %s" % (rc, " with no EIO file" if not eio else "",
                                                 out.strip()[-1500:]))
