@@ -28,7 +28,11 @@ done
 	skip_all "python3-pykmip is installed but kmip.services.server does not import"
 
 KEY_TTL=3
-MARGIN=30            # helper runs (python + PyKMIP + a TLS handshake) under load
+# The revocation bound is key_ttl + MARGIN. A probe round runs the helper
+# (python + PyKMIP + a TLS handshake: 1-2 s idle, 6 s and more at a load of
+# 20 on 2 cores) once per DEP, and the round in flight when the key goes
+# counts too: MARGIN is 8 helper runs as measured below, at least 30 s.
+MARGIN=30
 export CK_MOUNT_WAIT=600   # the mount unwraps through the helper before it is ready
 tnote() { echo "$*" >>"$T/notes"; }
 K=$T/kmip
@@ -144,8 +148,10 @@ req() {
 KEY_B64=$(head -c 32 /dev/urandom | base64 -w0)
 t_probe=$(date +%s.%N)
 sh_check "by hand: probe of key $UID1 answers ok" '[ "$(req "$UID1" probe)" = ok ]'
-echo "# one helper probe: $(elapsed "$t_probe") s"
-tnote "one kmip-provider probe (python + PyKMIP + TLS + GetAttributes): $(elapsed "$t_probe") s"
+PROBE_S=$(elapsed "$t_probe")
+MARGIN=$("$PY" -c 'import math, sys; print(max(30, math.ceil(8 * float(sys.argv[1]))))' "$PROBE_S")
+echo "# one helper probe: $PROBE_S s; revocation margin $MARGIN s"
+tnote "one kmip-provider probe (python + PyKMIP + TLS + GetAttributes): $PROBE_S s"
 sh_check "by hand: wrap then unwrap gives the key back; the wrap is not the key" '
 w=$(req "$UID1" wrap "$KEY_B64"); echo "$w" | cut -c1-12; case $w in "ok "*) ;; *) exit 1;; esac
 echo "${w#ok }" >"$T/wrap1"; [ "${w#ok }" != "$KEY_B64" ] &&
@@ -196,15 +202,15 @@ keys = [k for d in json.load(sys.stdin)[\"deps\"] for k in d[\"keys\"] if k[\"ur
 print(keys); assert len(keys) == 1 and keys[0][\"result\"] == \"ok\"" "$URI1"'
 
 # ------------------------------------------------------------ customer-side revocation on the KMIP server
-t0=$(date +%s.%N)
-echo "$t0" >"$T/t0"
+# t0: when the key is gone on the server (the destroy command returned).
 check "the customer revokes and destroys depK's key on the KMIP server" "$HELPER" --destroy "$CONF" "$UID1"
+date +%s.%N >"$T/t0"
 sh_check "the helper now answers denied for key $UID1" 'a=$(req "$UID1" probe); echo "$a"; case $a in "denied "*) ;; *) exit 1;; esac'
 py_check "mail/k fails with EKEYREVOKED within key_ttl + $MARGIN s" "
 t0 = float(open(os.path.join(T, 't0')).read())
 lat = wait_errno(mp('mail', 'k', 'data'), (errno.EKEYREVOKED,), timeout=$KEY_TTL + $MARGIN + 5, t0=t0, step=0.05)
 print('revoked %.3f s after the key was destroyed' % lat)
-note('customer-side revocation through KMIP (key_ttl=$KEY_TTL): %.3f s from the destroy command' % lat)
+note('customer-side revocation through KMIP (key_ttl=$KEY_TTL): %.3f s after the key was destroyed (bound: key_ttl + $MARGIN s)' % lat)
 assert lat <= $KEY_TTL + $MARGIN, 'slower than key_ttl + margin'
 expect_errno(errno.EKEYREVOKED, os.listdir, mp('mail', 'k'))
 expect_errno(errno.EKEYREVOKED, read_file, mp('mail', 'k', 'sub', 'small'))
