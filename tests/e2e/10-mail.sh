@@ -53,6 +53,7 @@ results() {
 		case $line in
 		"RESULT ok "*) ok "${line#RESULT ok }" ;;
 		"RESULT fail "*) notok "${line#RESULT fail }" ;;
+		"# "*) echo "$line" ;;
 		*) echo "# $line" ;;
 		esac
 	done <"$1"
