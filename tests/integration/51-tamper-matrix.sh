@@ -45,12 +45,13 @@ tap() {
 
 setup() {
 	mkfs_ckfs "$VOL" &&
-	for d in A R W U T; do "$CKDEP" "$VOL" create "dep$d" >/dev/null || return 1; done
+	for d in A R W U T E0 E1 E2 E3 E4 E5 E6 E7; do "$CKDEP" "$VOL" create "dep$d" >/dev/null || return 1; done
+	for i in 0 1 2 3 4 5 6 7; do "$CKASSIGN" "$VOL" mail/e$i depE$i >/dev/null || return 1; done
 	"$CKASSIGN" "$VOL" mail/a depA >/dev/null && "$CKASSIGN" "$VOL" mail/r depR >/dev/null &&
 	"$CKASSIGN" "$VOL" mail/w depW >/dev/null && "$CKASSIGN" "$VOL" mail/u depU >/dev/null &&
 	"$CKASSIGN" "$VOL" mail/t depT >/dev/null
 }
-check "a volume with DEP trees mail/a, mail/r, mail/w, mail/u, mail/t and the service tree" setup ||
+check "a volume with DEP trees mail/a, mail/r, mail/w, mail/u, mail/t, mail/e0..7 and the service tree" setup ||
 	{ summary; exit 1; }
 mount_check "mount" "$VOL" "$MNT" || { summary; exit 1; }
 check "write the victims (one per attack)" "$PY" "$TM" populate "$STATE"
@@ -66,7 +67,7 @@ tap <"$T/check.out"
 grep -q ' attacks checked' "$T/check.out" || { notok "tampermatrix.py check ran to its end"; tail -n 20 "$T/check.out" | diag; }
 check "daemon alive after every attack" daemon_alive "$MNT"
 sh_check "ck-dep show of each DEP with an edited record fails (exit 1), naming the corrupt records" '
-for d in depR depW depU; do
+for d in depR depW depU depE0; do
 	"$CKDEP" "$VOL" show $d >"$T/show.out" 2>&1; rc=$?; echo "show $d: exit $rc"; cat "$T/show.out"
 	[ $rc -eq 1 ] && grep -q corrupt "$T/show.out" && ! grep -q "^$d " "$T/show.out" || exit 1
 done'

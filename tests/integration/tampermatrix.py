@@ -121,7 +121,16 @@ def file_attacks():
         ("DEP record: a customer key URI changed", "rec_uri", {"dep": "depU", "dir": "mail/u"}),
         ("tree record: path changed", "rec_tree", {"dep": "depT", "dir": "mail/t"}),
     ]
+    for i, (f, off) in enumerate(REC_FIELDS):
+        a.append(("DEP record: bit flip in envelope %s" % f, "rec_env",
+                  {"dep": "depE%d" % i, "dir": "mail/e%d" % i, "off": off}))
     return a
+
+
+# DEP record envelope (FORMAT.md "Key records"): one DEP each (51 makes
+# depE0.. and their trees mail/e0..).
+REC_FIELDS = [("magic", 0), ("kind", 8), ("version", 9), ("reserved", 10), ("record ID", 20),
+              ("nonce", 30), ("payload (created time)", 40 + 5), ("tag", -1)]
 
 
 def victim(name):
@@ -329,6 +338,10 @@ def tamper(state):
                 v0, v1 = os.getxattr(bp, xs[0]), os.getxattr(bp, xs[1])
                 os.setxattr(bp, xs[0], v1)
                 os.setxattr(bp, xs[1], v0)
+        elif k == "rec_env":
+            p = rec_path("deps", deps[a["dep"]]["id"])
+            c["rec"] = os.path.relpath(p, VOL)
+            flip(p, a["off"])
         elif k in ("rec_state", "rec_drop", "rec_uri"):
             dep = deps[a["dep"]]
             p = rec_path("deps", dep["id"])
@@ -523,7 +536,7 @@ def check_case(name, c):
         return "getxattr " + "/".join(res)
     if k.startswith("rec_"):
         logged = [l for l in read_file(LOG).decode(errors="replace").splitlines()
-                  if "record " + c["rec"] + " is corrupt" in l]
+                  if c["rec"] in l]
         if not logged:
             raise Fail("the daemon never logged the corrupt record " + c["rec"])
     if k == "rec_tree":
