@@ -45,9 +45,10 @@ tap() {
 
 setup() {
 	mkfs_ckfs "$VOL" &&
-	for d in A R W U T E0 E1 E2 E3 E4 E5 E6 E7; do "$CKDEP" "$VOL" create "dep$d" >/dev/null || return 1; done
+	for d in A B R W U T E0 E1 E2 E3 E4 E5 E6 E7; do "$CKDEP" "$VOL" create "dep$d" >/dev/null || return 1; done
 	for i in 0 1 2 3 4 5 6 7; do "$CKASSIGN" "$VOL" mail/e$i depE$i >/dev/null || return 1; done
 	"$CKASSIGN" "$VOL" mail/a depA >/dev/null && "$CKASSIGN" "$VOL" mail/r depR >/dev/null &&
+	"$CKASSIGN" "$VOL" mail/b depB >/dev/null &&
 	"$CKASSIGN" "$VOL" mail/w depW >/dev/null && "$CKASSIGN" "$VOL" mail/u depU >/dev/null &&
 	"$CKASSIGN" "$VOL" mail/t depT >/dev/null
 }
@@ -55,7 +56,7 @@ check "a volume with DEP trees mail/a, mail/r, mail/w, mail/u, mail/t, mail/e0..
 	{ summary; exit 1; }
 mount_check "mount" "$VOL" "$MNT" || { summary; exit 1; }
 check "write the victims (one per attack)" "$PY" "$TM" populate "$STATE"
-check "revoke depR (its record is then edited back to active)" "$CKDEP" "$VOL" revoke depR
+check "revoke depR and depB (their records are then edited or rolled back to active)" sh -c '"$0" "$1" revoke depR && "$0" "$1" revoke depB' "$CKDEP" "$VOL"
 umount_check "unmount" "$MNT"
 check "tamper with the backing store (every attack at once, offline)" "$PY" "$TM" tamper "$STATE"
 
