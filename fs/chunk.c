@@ -109,10 +109,60 @@ static struct ck_tree *hdr_tree(struct ck_tree *t, const struct ck_file_hdr *h)
 	return t;
 }
 
+/* The header key of the file last loaded for its bindings on this thread,
+ * kept for the rest of the operation only: a rename checks the old
+ * binding, adds the new one and drops the old one, three header loads of
+ * one file, and each derivation is two HKDF calls. Wiped by
+ * ck_file_op_end, which ck_tree_leave calls as every operation ends (a
+ * revocation, which waits for the tree's operations to leave, never finds
+ * one here). */
+static __thread struct {
+	const struct ck_tree *t;
+	const uint8_t *tkey;            /* t->key when derived */
+	uint8_t file_id[CK_ID_LEN];
+	uint8_t *header;                /* secret */
+} hk;
+
+void ck_file_op_end(void)
+{
+	if (hk.header) {
+		ck_secret_free(hk.header, CK_KEY_LEN);
+		hk.header = NULL;
+	}
+	hk.t = NULL;
+	hk.tkey = NULL;
+}
+
+static int keys_for(struct ck_tree *t, const uint8_t file_id[static CK_ID_LEN],
+                    struct ck_file_keys *k, int which)
+{
+	int r;
+
+	if (which != CK_FK_HEADER)
+		return ck_file_keys_derive_some(t, file_id, k, which);
+	if (hk.header && hk.t == t && hk.tkey == t->key && !memcmp(hk.file_id, file_id, CK_ID_LEN)) {
+		memset(k, 0, sizeof(*k));
+		if (!(k->header = ck_secret_alloc(CK_KEY_LEN)))
+			return -ENOMEM;
+		memcpy(k->header, hk.header, CK_KEY_LEN);
+		return 0;
+	}
+	if ((r = ck_file_keys_derive_some(t, file_id, k, which)) < 0)
+		return r;
+	ck_file_op_end();
+	if ((hk.header = ck_secret_alloc(CK_KEY_LEN))) {
+		memcpy(hk.header, k->header, CK_KEY_LEN);
+		memcpy(hk.file_id, file_id, CK_ID_LEN);
+		hk.t = t;
+		hk.tkey = t->key;
+	}
+	return 0;
+}
+
 /* Read, parse and verify a header; derives the file's keys into k and
  * says in *tp which tree they belong to. */
 static int hdr_load(struct ck_tree *t, int fd, struct ck_file_hdr *h, struct ck_file_keys *k,
-                    struct ck_tree **tp)
+                    struct ck_tree **tp, int which)
 {
 	uint8_t raw[CK_FILE_HDR_LEN];
 	struct ck_file_ref ref;
@@ -126,7 +176,7 @@ static int hdr_load(struct ck_tree *t, int fd, struct ck_file_hdr *h, struct ck_
 	t = hdr_tree(t, h);
 	if (!t->key)
 		return -EKEYREVOKED;
-	if ((r = ck_file_keys_derive(t, h->file_id, k)) < 0)
+	if ((r = keys_for(t, h->file_id, k, which | CK_FK_HEADER)) < 0)
 		return r;
 	ref_of(t, h->file_id, &ref);
 	if ((r = ck_file_hdr_verify(raw, &ref, k->header)) < 0) {
@@ -147,10 +197,10 @@ static int hdr_size(struct ck_tree *t, const struct ck_file_hdr *h, const struct
 	int r;
 
 	ref_of(t, h->file_id, &ref);
-	if ((r = ck_gcm_new(&g, k->size)) < 0)
+	if ((r = ck_gcm_pool_get(k->size_gcm, &g)) < 0)
 		return r;
 	r = ck_file_size_open(g, &ref, h->size_box, size);
-	ck_gcm_free(g);
+	ck_gcm_pool_put(k->size_gcm, g);
 	return r < 0 ? -EBADMSG : 0;
 }
 
@@ -160,7 +210,7 @@ int ck_file_stat_size(struct ck_tree *t, int fd, uint64_t *size)
 	struct ck_file_keys k = { 0 };
 	int r;
 
-	if ((r = hdr_load(t, fd, &h, &k, &t)) < 0)
+	if ((r = hdr_load(t, fd, &h, &k, &t, CK_FK_SIZE)) < 0)
 		return r;
 	r = hdr_size(t, &h, &k, size);
 	ck_file_keys_release(&k);
@@ -191,8 +241,34 @@ static int hdr_store(struct ck_tree *t, int fd, const struct ck_file_hdr *h,
 	return 0;
 }
 
+/* The header last verified or written under in->keys. A header read back
+ * with the same bytes needs no second MAC check; different bytes (another
+ * host changed it) are verified. Cleared whenever in->keys change. */
+static void hdr_remember(struct ck_inode *in, const uint8_t raw[CK_FILE_HDR_LEN])
+{
+	memcpy(in->hdr_seen, raw, CK_FILE_HDR_LEN);
+	in->hdr_seen_ok = 1;
+}
+
+static int hdr_check(struct ck_inode *in, const uint8_t raw[CK_FILE_HDR_LEN],
+                     const struct ck_file_ref *ref)
+{
+	if (in->hdr_seen_ok && !memcmp(raw, in->hdr_seen, CK_FILE_HDR_LEN))
+		return 0;
+	if (ck_file_hdr_verify(raw, ref, in->keys.header) < 0)
+		return -EBADMSG;
+	hdr_remember(in, raw);
+	return 0;
+}
+
 int ck_file_init(struct ck_inode *dir, const uint8_t dirid[static CK_ID_LEN], const char *name,
                  struct ck_tree *t, int fd)
+{
+	return ck_file_init_keep(dir, dirid, name, t, fd, NULL);
+}
+
+int ck_file_init_keep(struct ck_inode *dir, const uint8_t dirid[static CK_ID_LEN],
+                      const char *name, struct ck_tree *t, int fd, struct ck_file_new *keep)
 {
 	uint8_t buf[CK_FILE_HDR_LEN + CK_CBLOCK_SIZE];
 	static const uint8_t zeros[CK_BLOCK_SIZE];
@@ -202,24 +278,59 @@ int ck_file_init(struct ck_inode *dir, const uint8_t dirid[static CK_ID_LEN], co
 	struct ck_gcm *g = NULL, *sg = NULL;
 	int r;
 
+	(void)dir;
 	if ((r = ck_random(h.file_id, CK_ID_LEN)) < 0 ||
 	    (r = ck_file_keys_derive(t, h.file_id, &k)) < 0)
 		return r;
 	ref_of(t, h.file_id, &ref);
 	h.n_bind = 1;
 	if ((r = ck_binding(k.header, dirid, name, strlen(name), h.bind[0])) < 0 ||
-	    (r = ck_gcm_new(&sg, k.size)) < 0 ||
+	    (r = ck_gcm_pool_get(k.size_gcm, &sg)) < 0 ||
 	    (r = ck_file_size_seal(sg, &ref, 0, h.size_box)) < 0 ||
 	    (r = ck_file_hdr_encode(&h, &ref, k.header, buf)) < 0 ||
-	    (r = ck_gcm_new(&g, k.content)) < 0 ||
+	    (r = ck_gcm_pool_get(k.content_gcm, &g)) < 0 ||
 	    (r = ck_block_seal(g, &ref, 0, 1, zeros, CK_BLOCK_SIZE, buf + CK_FILE_HDR_LEN)) < 0)
 		goto out;
 	r = pwrite_full(fd, buf, sizeof(buf), 0);
 out:
-	ck_gcm_free(g);
-	ck_gcm_free(sg);
+	if (g)
+		ck_gcm_pool_put(k.content_gcm, g);
+	if (sg)
+		ck_gcm_pool_put(k.size_gcm, sg);
+	if (r == 0 && keep) {
+		/* Handed to ck_file_adopt: the first open needs no header read. */
+		keep->keys = k;
+		keep->tree = t;
+		memcpy(keep->file_id, h.file_id, CK_ID_LEN);
+		memcpy(keep->hdr, buf, CK_FILE_HDR_LEN);
+		return 0;
+	}
 	ck_file_keys_release(&k);
 	return r;
+}
+
+void ck_file_new_release(struct ck_file_new *nf)
+{
+	ck_file_keys_release(&nf->keys);
+	ck_wipe(nf->file_id, CK_ID_LEN);
+	nf->tree = NULL;
+}
+
+int ck_file_adopt(struct ck_inode *in, int fd, struct ck_file_new *nf,
+                  const uint8_t dirid[static CK_ID_LEN], const char *name)
+{
+	if (!nf->keys.content || nf->tree != in->tree)
+		return ck_file_load(in, fd, dirid, name);
+	in->keys = nf->keys;
+	memset(&nf->keys, 0, sizeof(nf->keys));
+	memcpy(in->file_id, nf->file_id, CK_ID_LEN);
+	memcpy(in->ktree_id, nf->tree->id, CK_ID_LEN);
+	in->hdr_flags = 0;
+	in->psize = 0;
+	hdr_remember(in, nf->hdr);
+	in->fd = fd;
+	ck_file_new_release(nf);
+	return 0;
 }
 
 /* Bytes after the final block are not part of the file: the header seals
@@ -247,7 +358,8 @@ int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_L
 	struct ck_tree *t;
 	int r;
 
-	if ((r = hdr_load(in->tree, fd, &h, &in->keys, &t)) < 0) {
+	in->hdr_seen_ok = 0;
+	if ((r = hdr_load(in->tree, fd, &h, &in->keys, &t, CK_FK_ALL)) < 0) {
 		ck_log(CK_LOG_ERR, "%s: file header %s", in->logpath,
 		       r == -EBADMSG ? "is corrupt or failed authentication" : strerror(-r));
 		return -EIO;
@@ -285,6 +397,7 @@ fail:
 
 void ck_file_unload(struct ck_inode *in)
 {
+	in->hdr_seen_ok = 0;
 	ck_file_keys_release(&in->keys);
 	ck_file_keys_release(&in->keys2);
 	ck_wipe(in->file_id, CK_ID_LEN);
@@ -303,7 +416,7 @@ int ck_file_check_binding(struct ck_tree *t, int fd, const uint8_t dirid[static 
 
 	if ((r = ck_apply_lock(t, fd)) < 0)
 		return r;
-	r = hdr_load(t, fd, &h, &k, NULL);
+	r = hdr_load(t, fd, &h, &k, NULL, CK_FK_HEADER);
 	ck_apply_unlock(fd);
 	if (r < 0)
 		return -EIO;
@@ -330,7 +443,7 @@ int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
 		wunlock(fd);
 		goto unlock;
 	}
-	if ((r = hdr_load(t, fd, &h, &k, &t)) < 0) {
+	if ((r = hdr_load(t, fd, &h, &k, &t, CK_FK_HEADER)) < 0) {
 		r = -EIO;
 		goto out;
 	}
@@ -352,6 +465,8 @@ int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
 			goto out;
 		ck_file_hdr_del_binding(&h, b);
 	}
+	if (in)
+		in->hdr_seen_ok = 0;
 	r = hdr_store(t, fd, &h, k.header, 1);
 out:
 	ck_apply_unlock(fd);
@@ -368,8 +483,11 @@ unlock:
 struct io {
 	struct ck_inode *in;
 	struct ck_gcm *g, *g2;          /* keys, and keys2 while applying */
+	struct ck_gcm_pool *gp, *gp2;   /* where g and g2 go back */
 	struct ck_file_ref ref, ref2;
 	int locked;                     /* holds the apply lock on in->fd */
+	int hdr_fresh;                  /* in->hdr_seen is the header on disk (read
+	                                 * under the write lock, or written since) */
 };
 
 /* While the tree is applied, the header names the tree whose keys are
@@ -385,6 +503,7 @@ static int follow_header(struct ck_inode *in)
 	ssize_t n = pread_full(in->fd, raw, sizeof(raw), 0);
 	int r;
 
+	in->hdr_seen_ok = 0;            /* keys may change here */
 	if (n < 0)
 		return (int)n;
 	if (ck_file_hdr_parse(raw, (size_t)n, &h) < 0)
@@ -430,7 +549,8 @@ static int io_begin(struct io *io, struct ck_inode *in)
 			io->ref2.volume_id = ck.vol.hdr.volume_id;
 			io->ref2.tree_id = in->k2tree_id;
 			io->ref2.file_id = in->file_id;
-			if ((r = ck_gcm_new(&io->g2, in->keys2.content)) < 0)
+			io->gp2 = in->keys2.content_gcm;
+			if ((r = ck_gcm_pool_get(io->gp2, &io->g2)) < 0)
 				return r;
 		}
 	} else if (memcmp(in->ktree_id, in->tree->id, CK_ID_LEN) && in->keys2.content &&
@@ -442,17 +562,21 @@ static int io_begin(struct io *io, struct ck_inode *in)
 		in->keys2 = t;
 		ck_file_keys_release(&in->keys2);
 		memcpy(in->ktree_id, in->tree->id, CK_ID_LEN);
+		in->hdr_seen_ok = 0;
 	}
 	io->ref.volume_id = ck.vol.hdr.volume_id;
 	io->ref.tree_id = in->ktree_id;
 	io->ref.file_id = in->file_id;
-	return ck_gcm_new(&io->g, in->keys.content);
+	io->gp = in->keys.content_gcm;
+	return ck_gcm_pool_get(io->gp, &io->g);
 }
 
 static void io_end(struct io *io)
 {
-	ck_gcm_free(io->g);
-	ck_gcm_free(io->g2);
+	if (io->g)
+		ck_gcm_pool_put(io->gp, io->g);
+	if (io->g2)
+		ck_gcm_pool_put(io->gp2, io->g2);
 	if (io->locked)
 		ck_apply_unlock(io->in->fd);
 }
@@ -563,29 +687,36 @@ static int hdr_update(struct io *io, int set_sparse, const uint64_t *new_size)
 	uint8_t raw[CK_FILE_HDR_LEN];
 	struct ck_file_hdr h;
 	struct ck_gcm *sg = NULL;
-	ssize_t n = pread_full(in->fd, raw, sizeof(raw), 0);
+	ssize_t n;
 	int r;
 
-	if (n < 0)
+	/* Under the write lock since wio_begin read it, the header on disk is
+	 * the one last seen: no need to read it again. */
+	if (io->hdr_fresh && in->hdr_seen_ok) {
+		memcpy(raw, in->hdr_seen, sizeof(raw));
+		n = (ssize_t)sizeof(raw);
+	} else if ((n = pread_full(in->fd, raw, sizeof(raw), 0)) < 0) {
 		return (int)n;
-	if (ck_file_hdr_parse(raw, (size_t)n, &h) < 0 ||
-	    ck_file_hdr_verify(raw, &io->ref, in->keys.header) < 0)
+	}
+	if (ck_file_hdr_parse(raw, (size_t)n, &h) < 0 || hdr_check(in, raw, &io->ref) < 0)
 		return corrupt(io, 0, "(the file header) failed authentication");
 	if (set_sparse)
 		h.flags |= CK_FILE_SPARSE;
 	if (new_size) {
-		if ((r = ck_gcm_new(&sg, in->keys.size)) < 0)
+		if ((r = ck_gcm_pool_get(in->keys.size_gcm, &sg)) < 0)
 			return r;
 		r = ck_file_size_seal(sg, &io->ref, *new_size, h.size_box);
-		ck_gcm_free(sg);
+		ck_gcm_pool_put(in->keys.size_gcm, sg);
 		if (r < 0)
 			return r;
 	}
 	{
 		uint8_t out[CK_FILE_HDR_LEN];
+		in->hdr_seen_ok = 0;
 		if ((r = ck_file_hdr_encode(&h, &io->ref, in->keys.header, out)) < 0 ||
 		    (r = pwrite_full(in->fd, out, sizeof(out), 0)) < 0)
 			return r;
+		hdr_remember(in, out);
 	}
 	in->hdr_flags = h.flags;
 	if (new_size)
@@ -623,15 +754,17 @@ static int wio_begin(struct io *io, struct ck_inode *in)
 		return r;
 	if (pread_full(in->fd, raw, sizeof(raw), 0) != (ssize_t)sizeof(raw) ||
 	    ck_file_hdr_parse(raw, sizeof(raw), &h) < 0 ||
-	    ck_file_hdr_verify(raw, &io->ref, in->keys.header) < 0 ||
-	    (r = ck_gcm_new(&g, in->keys.size)) < 0 ||
+	    hdr_check(in, raw, &io->ref) < 0 ||
+	    (r = ck_gcm_pool_get(in->keys.size_gcm, &g)) < 0 ||
 	    ck_file_size_open(g, &io->ref, h.size_box, &size) < 0) {
-		ck_gcm_free(g);
+		if (g)
+			ck_gcm_pool_put(in->keys.size_gcm, g);
 		return r < 0 ? r : corrupt(io, 0, "(the file header) failed authentication");
 	}
-	ck_gcm_free(g);
+	ck_gcm_pool_put(in->keys.size_gcm, g);
 	in->psize = size;
 	in->hdr_flags = h.flags;
+	io->hdr_fresh = 1;              /* hdr_check left raw in in->hdr_seen */
 	return 0;
 }
 
@@ -660,8 +793,8 @@ int ck_file_refresh(struct ck_inode *in)
 		goto out;       /* follow_header has just done it */
 	if (pread_full(in->fd, raw, sizeof(raw), 0) != (ssize_t)sizeof(raw) ||
 	    ck_file_hdr_parse(raw, sizeof(raw), &h) < 0 ||
-	    ck_file_hdr_verify(raw, &io.ref, in->keys.header) < 0 ||
-	    (r = ck_gcm_new(&g, in->keys.size)) < 0 ||
+	    hdr_check(in, raw, &io.ref) < 0 ||
+	    (r = ck_gcm_pool_get(in->keys.size_gcm, &g)) < 0 ||
 	    ck_file_size_open(g, &io.ref, h.size_box, &size) < 0) {
 		r = r < 0 ? r : corrupt(&io, 0, "(the file header) failed authentication");
 		goto out;
@@ -669,7 +802,8 @@ int ck_file_refresh(struct ck_inode *in)
 	in->psize = size;
 	in->hdr_flags = h.flags;
 out:
-	ck_gcm_free(g);
+	if (g)
+		ck_gcm_pool_put(in->keys.size_gcm, g);
 	io_end(&io);
 	pthread_rwlock_unlock(&in->io);
 	return r;

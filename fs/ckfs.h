@@ -75,6 +75,10 @@ struct ck_inode {
 	uint8_t k2tree_id[CK_ID_LEN];
 	uint16_t hdr_flags;             /* cached header flags, under io */
 	uint64_t psize;                 /* plaintext size, under io */
+	/* Under io: the raw header last verified (or written) under keys, so
+	 * that re-reading the same bytes needs no second MAC check (chunk.c). */
+	uint8_t hdr_seen[CK_FILE_HDR_LEN];
+	int hdr_seen_ok;
 	/* Under lock: the plaintext size last read from the header of a file
 	 * that is not open, valid while the backing stat matches. */
 	struct {
@@ -241,6 +245,22 @@ void ck_dir_unlock(int fd);
 /* chunk.c: content. All take in->io as documented there. */
 int ck_file_init(struct ck_inode *dir, const uint8_t dirid[static CK_ID_LEN], const char *name,
                  struct ck_tree *t, int fd);
+/* A file just made by ck_file_init_keep: its keys, ID and header, so that
+ * its first open (ck_file_adopt) needs no header read and key derivation.
+ * Zero it before use; ck_file_new_release wipes what was not adopted. */
+struct ck_file_new {
+	struct ck_file_keys keys;       /* secret */
+	struct ck_tree *tree;
+	uint8_t file_id[CK_ID_LEN];
+	uint8_t hdr[CK_FILE_HDR_LEN];
+};
+int ck_file_init_keep(struct ck_inode *dir, const uint8_t dirid[static CK_ID_LEN],
+                      const char *name, struct ck_tree *t, int fd, struct ck_file_new *keep);
+void ck_file_new_release(struct ck_file_new *nf);
+/* As ck_file_load for the file nf describes (falls back to ck_file_load
+ * when nf holds nothing or another tree's keys). Caller holds in->lock. */
+int ck_file_adopt(struct ck_inode *in, int fd, struct ck_file_new *nf,
+                  const uint8_t dirid[static CK_ID_LEN], const char *name);
 /* First open: verify the header of fd and its binding to (dirid, name),
  * then set in->fd, file_id, hdr_flags and keys. Caller holds in->lock. */
 int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_LEN],
@@ -261,6 +281,8 @@ int ck_file_fallocate(struct ck_inode *in, int mode, off_t off, off_t len);
  * it; the apply lock (ck_apply_lock) covers only [0, CK_WLOCK_OFF), the
  * apply tool's whole-file lock covers both. docs/SHARED-STORAGE.md. */
 #define CK_WLOCK_OFF ((off_t)1 << 62)
+/* End of an operation (ck_tree_leave): wipe the keys chunk.c kept for it. */
+void ck_file_op_end(void);
 /* Header binding updates: add or remove (dirid, name) in the file's header. */
 int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
                  const uint8_t dirid[static CK_ID_LEN], const char *name, int add);

@@ -391,6 +391,18 @@ static int finish_entry(struct ck_inode *parent, int dirfd, const char *name,
 		ck_inode_drop_stale(&st);
 	if (!(in = ck_inode_learn(parent, name, entry, &st, &moved)))
 		return -ENOMEM;
+	if (fresh && S_ISREG(st.st_mode)) {
+		/* Just made by ck_file_init, which sealed size 0: no need to
+		 * read the header back (valid while the backing stat holds). */
+		pthread_mutex_lock(&in->lock);
+		in->szc.ino = st.st_ino;
+		in->szc.bsize = st.st_size;
+		in->szc.mtim = st.st_mtim;
+		in->szc.ctim = st.st_ctim;
+		in->szc.psize = 0;
+		in->szc.ok = 1;
+		pthread_mutex_unlock(&in->lock);
+	}
 	attr_fill(in, dirfd, entry, &st);
 	e->ino = (fuse_ino_t)(uintptr_t)in;
 	e->attr = st;
@@ -428,7 +440,8 @@ static void undo_sidecar(int dirfd, const struct ck_ename *en)
 }
 
 static int create_file(struct ck_inode *parent, int dirfd, const char *name,
-                       const struct ck_ename *en, mode_t mode, int *fd_out)
+                       const struct ck_ename *en, mode_t mode, int *fd_out,
+                       struct ck_file_new *keep)
 {
 	uint8_t dirid[CK_ID_LEN];
 	int fd, r;
@@ -439,7 +452,7 @@ static int create_file(struct ck_inode *parent, int dirfd, const char *name,
 	if (fd < 0)
 		return -errno;
 	*fd_out = fd;
-	r = ck_file_init(parent, dirid, name, parent->tree, fd);
+	r = ck_file_init_keep(parent, dirid, name, parent->tree, fd, keep);
 	return r == -ENOSPC || r == -EDQUOT || r == -EIO ? r : r < 0 ? -EIO : 0;
 }
 
@@ -474,6 +487,7 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t 
 	struct ck_inode *parent = ck_inode_get(pino), *in;
 	struct fuse_entry_param e;
 	struct ck_ename en;
+	struct ck_file_new nf = { 0 };
 	uint8_t dirid[CK_ID_LEN];
 	int dirfd = -1, fd = -1, r;
 
@@ -481,11 +495,12 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t 
 	mode = masked(req, mode);
 	if ((r = prepare_create(parent, name, &dirfd, &en)) < 0)
 		goto out;
-	r = create_file(parent, dirfd, name, &en, mode, &fd);
+	r = create_file(parent, dirfd, name, &en, mode, &fd, &nf);
 	if (r == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* Created by someone else since the kernel's lookup: open it. */
 		NS_UNLOCK();
 		close(dirfd);
+		ck_file_new_release(&nf);
 		if ((r = do_lookup(parent, name, &e)) < 0) {
 			fuse_reply_err(req, -r);
 			return;
@@ -518,11 +533,12 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t 
 		close(fd);
 	} else {
 		ck_inode_path(in, in->logpath, sizeof(in->logpath));
-		if ((r = ck_file_load(in, fd, dirid, name)) == 0)
+		if ((r = ck_file_adopt(in, fd, &nf, dirid, name)) == 0)
 			in->nopen = 1;
 	}
 	fd = -1;
 	pthread_mutex_unlock(&in->lock);
+	ck_file_new_release(&nf);
 	if (r < 0) {
 		ck_inode_forget(in, 1);
 		goto out;
@@ -539,6 +555,7 @@ fail:
 	}
 	undo_sidecar(dirfd, &en);
 out:
+	ck_file_new_release(&nf);
 	if (dirfd >= 0)
 		close(dirfd);
 	NS_UNLOCK();
@@ -557,7 +574,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t m
 	if ((r = prepare_create(parent, name, &dirfd, &en)) < 0)
 		goto out;
 	if (S_ISREG(mode)) {
-		r = create_file(parent, dirfd, name, &en, mode, &fd);
+		r = create_file(parent, dirfd, name, &en, mode, &fd, NULL);
 	} else if (S_ISFIFO(mode) || S_ISSOCK(mode) || S_ISCHR(mode) || S_ISBLK(mode)) {
 		r = mknodat(dirfd, en.entry, mode, rdev) < 0 ? -errno : 0;
 	} else {

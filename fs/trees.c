@@ -46,6 +46,7 @@ void ck_tree_leave(struct ck_tree *t)
 {
 	struct ck_stree *s = ck_stree_of(t);
 
+	ck_file_op_end();
 	if (!s->is_service)
 		pthread_rwlock_unlock(&s->lock);
 }

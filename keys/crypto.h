@@ -19,6 +19,12 @@
 #define CK_WUR __attribute__((warn_unused_result))
 
 int ck_random(void *buf, size_t n) CK_WUR;
+/* Random bytes for public values only (GCM nonces, written in the clear):
+ * served from a per-thread buffer filled by the same generator, since one
+ * RAND_bytes call per 12-byte nonce cost as much as sealing a 4 KiB block.
+ * Never for keys or IDs (the buffer holds future output in memory). The
+ * buffer is dropped in a forked child, so no nonce is handed out twice. */
+int ck_nonce(void *buf, size_t n) CK_WUR;
 
 /* HKDF-SHA256 (RFC 5869), extract and expand. salt may be NULL. */
 int ck_hkdf_sha256(const uint8_t *ikm, size_t ikm_len,
@@ -37,6 +43,18 @@ int ck_sha256(const void *data, size_t n, uint8_t out[static CK_HASH_LEN]) CK_WU
 struct ck_gcm;
 int ck_gcm_new(struct ck_gcm **out, const uint8_t key[static CK_KEY_LEN]) CK_WUR;
 void ck_gcm_free(struct ck_gcm *g);
+
+/* A thread-safe pool of GCM contexts under one key, so that a context is
+ * set up once and reused by request after request instead of per request.
+ * The pool keeps a pointer to key (which must outlive it), not a copy.
+ * get hands out an idle context (or a new one), put gives it back; free
+ * frees every idle context (wiping its key schedule): no context may be
+ * out then. */
+struct ck_gcm_pool;
+int ck_gcm_pool_new(struct ck_gcm_pool **out, const uint8_t key[static CK_KEY_LEN]) CK_WUR;
+int ck_gcm_pool_get(struct ck_gcm_pool *p, struct ck_gcm **g) CK_WUR;
+void ck_gcm_pool_put(struct ck_gcm_pool *p, struct ck_gcm *g);
+void ck_gcm_pool_free(struct ck_gcm_pool *p);
 int ck_gcm_seal(struct ck_gcm *g, const uint8_t nonce[static CK_GCM_NONCE_LEN],
                 const uint8_t *aad, size_t aad_len,
                 const uint8_t *pt, size_t n, uint8_t *ct,
@@ -58,6 +76,8 @@ int ck_siv_seal(const uint8_t *key, size_t key_len,
 int ck_siv_open(const uint8_t *key, size_t key_len,
                 const uint8_t *const ad[], const size_t ad_len[], int n_ad,
                 const uint8_t *in, size_t in_len, uint8_t *pt) CK_WUR;
+/* Drop the cached SIV contexts of key (before the key is freed). */
+void ck_siv_forget(const uint8_t *key, size_t key_len);
 
 /* AES-256 key wrap with padding (RFC 5649). out holds n + 8 bytes
  * (rounded up to 8); *out_len is set. Unwrap returns -EBADMSG on a wrong

@@ -252,7 +252,7 @@ int ck_block_seal(struct ck_gcm *g, const struct ck_file_ref *ref,
 
 	if (n > CK_BLOCK_SIZE)
 		return -EINVAL;
-	if ((r = ck_random(out, CK_GCM_NONCE_LEN)) < 0)
+	if ((r = ck_nonce(out, CK_GCM_NONCE_LEN)) < 0)
 		return r;
 	block_aad(aad, ref, blockno, last);
 	return ck_gcm_seal(g, out, aad, sizeof(aad), pt, n, out + CK_GCM_NONCE_LEN,
@@ -301,7 +301,7 @@ int ck_file_size_seal(struct ck_gcm *g, const struct ck_file_ref *ref, uint64_t 
 
 	size_aad(aad, ref);
 	ck_put64(pt, size);
-	if ((r = ck_random(box, CK_GCM_NONCE_LEN)) < 0)
+	if ((r = ck_nonce(box, CK_GCM_NONCE_LEN)) < 0)
 		return r;
 	return ck_gcm_seal(g, box, aad, sizeof(aad), pt, 8, box + CK_GCM_NONCE_LEN,
 	                   box + CK_GCM_NONCE_LEN + 8);

@@ -76,7 +76,7 @@ static int gcm_seal_with(const uint8_t *key, const uint8_t *aad, size_t aad_len,
 
 	if ((r = ck_gcm_new(&g, key)) < 0)
 		return r;
-	if ((r = ck_random(out, CK_GCM_NONCE_LEN)) == 0)
+	if ((r = ck_nonce(out, CK_GCM_NONCE_LEN)) == 0)
 		r = ck_gcm_seal(g, out, aad, aad_len, pt, n, out + CK_GCM_NONCE_LEN,
 		                out + CK_GCM_NONCE_LEN + n);
 	ck_gcm_free(g);

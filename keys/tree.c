@@ -47,6 +47,8 @@ out:
 
 void ck_tree_release(struct ck_tree *t)
 {
+	ck_siv_forget(t->name_key, CK_SIV_KEY_LEN);
+	ck_siv_forget(t->xname_key, CK_SIV_KEY_LEN);
 	ck_secret_free(t->key, CK_KEY_LEN);
 	ck_secret_free(t->name_key, CK_SIV_KEY_LEN);
 	ck_secret_free(t->xname_key, CK_SIV_KEY_LEN);
@@ -58,18 +60,29 @@ void ck_tree_release(struct ck_tree *t)
 int ck_file_keys_derive(const struct ck_tree *t, const uint8_t file_id[static CK_ID_LEN],
                         struct ck_file_keys *k)
 {
+	return ck_file_keys_derive_some(t, file_id, k, CK_FK_ALL);
+}
+
+int ck_file_keys_derive_some(const struct ck_tree *t, const uint8_t file_id[static CK_ID_LEN],
+                             struct ck_file_keys *k, int which)
+{
 	uint8_t *fk = ck_secret_alloc(CK_KEY_LEN);
 	int r = -ENOMEM;
 
-	k->content = ck_secret_alloc(CK_KEY_LEN);
-	k->header = ck_secret_alloc(CK_KEY_LEN);
-	k->size = ck_secret_alloc(CK_KEY_LEN);
-	if (!fk || !k->content || !k->header || !k->size)
+	memset(k, 0, sizeof(*k));
+	if (!fk)
+		goto out;
+	if (((which & CK_FK_CONTENT) && !(k->content = ck_secret_alloc(CK_KEY_LEN))) ||
+	    ((which & CK_FK_HEADER) && !(k->header = ck_secret_alloc(CK_KEY_LEN))) ||
+	    ((which & CK_FK_SIZE) && !(k->size = ck_secret_alloc(CK_KEY_LEN))))
 		goto out;
 	if ((r = derive(t->key, CK_LABEL_FILE_KEY, file_id, CK_ID_LEN, fk, CK_KEY_LEN)) < 0 ||
-	    (r = derive(fk, CK_LABEL_FILE_CONTENT, NULL, 0, k->content, CK_KEY_LEN)) < 0 ||
-	    (r = derive(fk, CK_LABEL_FILE_HEADER, NULL, 0, k->header, CK_KEY_LEN)) < 0 ||
-	    (r = derive(fk, CK_LABEL_FILE_SIZE, NULL, 0, k->size, CK_KEY_LEN)) < 0)
+	    (k->content && (r = derive(fk, CK_LABEL_FILE_CONTENT, NULL, 0, k->content, CK_KEY_LEN)) < 0) ||
+	    (k->header && (r = derive(fk, CK_LABEL_FILE_HEADER, NULL, 0, k->header, CK_KEY_LEN)) < 0) ||
+	    (k->size && (r = derive(fk, CK_LABEL_FILE_SIZE, NULL, 0, k->size, CK_KEY_LEN)) < 0))
+		goto out;
+	if ((k->content && (r = ck_gcm_pool_new(&k->content_gcm, k->content)) < 0) ||
+	    (k->size && (r = ck_gcm_pool_new(&k->size_gcm, k->size)) < 0))
 		goto out;
 out:
 	ck_secret_free(fk, CK_KEY_LEN);
@@ -80,8 +93,11 @@ out:
 
 void ck_file_keys_release(struct ck_file_keys *k)
 {
+	ck_gcm_pool_free(k->content_gcm);
+	ck_gcm_pool_free(k->size_gcm);
 	ck_secret_free(k->content, CK_KEY_LEN);
 	ck_secret_free(k->header, CK_KEY_LEN);
 	ck_secret_free(k->size, CK_KEY_LEN);
 	k->content = k->header = k->size = NULL;
+	k->content_gcm = k->size_gcm = NULL;
 }

@@ -28,9 +28,21 @@ struct ck_file_keys {
 	uint8_t *content;   /* CK_KEY_LEN, secret */
 	uint8_t *header;    /* CK_KEY_LEN, secret */
 	uint8_t *size;      /* CK_KEY_LEN, secret */
+	/* Reusable GCM contexts under content and size (set by derive when
+	 * that key is derived; freed, key schedules wiped, by release). */
+	struct ck_gcm_pool *content_gcm, *size_gcm;
 };
 int ck_file_keys_derive(const struct ck_tree *t, const uint8_t file_id[static CK_ID_LEN],
                         struct ck_file_keys *k) CK_WUR;
+/* Only the keys in which (CK_FK_* bits); the others stay NULL. The header
+ * key alone checks a header and its bindings, header and size read the
+ * size: each key not needed saves one HKDF. */
+#define CK_FK_CONTENT 1
+#define CK_FK_HEADER  2
+#define CK_FK_SIZE    4
+#define CK_FK_ALL     7
+int ck_file_keys_derive_some(const struct ck_tree *t, const uint8_t file_id[static CK_ID_LEN],
+                             struct ck_file_keys *k, int which) CK_WUR;
 void ck_file_keys_release(struct ck_file_keys *k);
 
 #endif
