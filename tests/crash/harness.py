@@ -57,7 +57,10 @@ The checks (per worker, replaying its journal):
     EIO anywhere else, fails the round.
   * xattrs: each user.* value is the completed or the in-flight one.
   * the daemon stays up through the checks and exits 0 on unmount;
-    ck-fsck VOL exits 0 or 1 (4 only if it names just files that gave EIO);
+    ck-fsck VOL exits 0 or 1 (4 only if it names just files that gave EIO
+    and repairable leftovers, such as blocks after the final one, of files
+    an in-flight operation was changing; then ck-fsck --repair must leave a
+    clean volume);
     ck-dep VOL audit --verify exits 0; ck-dep VOL list --json parses and
     every DEP shows; a roll must have succeeded; an apply cut short by the
     kill must finish when re-run, and the tree ends active under k1; a file
