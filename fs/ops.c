@@ -1048,7 +1048,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t pino, const char *name, fuse_in
 		if ((r = ck_sidecar_write(dir2, &e2)) < 0)
 			goto undo;
 	}
-	if (renameat2(dir1, e1.entry, dir2, e2.entry, flags) < 0) {
+	/* The engine may refuse rename flags (GlusterFS, NFS): NOREPLACE then
+	 * falls back to link + unlink or a checked rename. */
+	if ((flags == RENAME_NOREPLACE ? ck_rename_noreplace(dir1, e1.entry, dir2, e2.entry)
+	     : renameat2(dir1, e1.entry, dir2, e2.entry, flags)) < 0) {
 		r = -errno;
 		goto undo;
 	}
