@@ -531,6 +531,20 @@ static int follow_header(struct ck_inode *in)
 	return hdr_size(cur, &h, &in->keys, &in->psize) < 0 ? -EIO : 0;
 }
 
+static int io_begin(struct io *io, struct ck_inode *in);
+
+/* io_begin for a caller holding in->io shared: -EAGAIN, and nothing done,
+ * when the inode's keys must change first (that needs io exclusive). */
+static int io_begin_shared(struct io *io, struct ck_inode *in)
+{
+	memset(io, 0, sizeof(*io));
+	if (in->keys.content && (ck_tree_applying(in->tree) ||
+	    (memcmp(in->ktree_id, in->tree->id, CK_ID_LEN) && in->keys2.content &&
+	     !memcmp(in->k2tree_id, in->tree->id, CK_ID_LEN))))
+		return -EAGAIN;
+	return io_begin(io, in);
+}
+
 static int io_begin(struct io *io, struct ck_inode *in)
 {
 	int r;
@@ -583,12 +597,22 @@ static void io_end(struct io *io)
 
 /* Shared while the tree is not being applied, exclusive while it is (the
  * apply lock is one per open file description, so one thread at a time). */
-static void io_lock_read(struct ck_inode *in)
+/* io for a read: shared, unless the inode's keys must change first
+ * (follow_header while applying, or the swap after an apply finished):
+ * never under the shared lock, where two reads of one file could both
+ * swap and free keys (and GCM pools) the other still uses. */
+static int io_lock_read_begin(struct io *io, struct ck_inode *in)
 {
-	if (ck_tree_applying(in->tree))
-		pthread_rwlock_wrlock(&in->io);
-	else
+	int r;
+
+	if (!ck_tree_applying(in->tree)) {
 		pthread_rwlock_rdlock(&in->io);
+		if ((r = io_begin_shared(io, in)) != -EAGAIN)
+			return r;
+		pthread_rwlock_unlock(&in->io);
+	}
+	pthread_rwlock_wrlock(&in->io);
+	return io_begin(io, in);
 }
 
 static int corrupt(struct io *io, uint64_t blk, const char *what)
@@ -817,8 +841,7 @@ ssize_t ck_file_read(struct ck_inode *in, char *buf, size_t size, off_t off)
 	size_t clen, done = 0;
 	ssize_t r;
 
-	io_lock_read(in);
-	if ((r = io_begin(&io, in)) < 0)
+	if ((r = io_lock_read_begin(&io, in)) < 0)
 		goto out;
 	psize = in->psize;
 	if (off < 0 || (uint64_t)off >= psize || size == 0) {
