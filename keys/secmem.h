@@ -6,7 +6,10 @@
 #include <stddef.h>
 
 /* Initialise the secure heap (size is rounded up to a power of two) and
- * harden the process: no core dumps, not ptrace-attachable by other users.
+ * harden the process: no core dumps, not ptrace-attachable by other users,
+ * no memory in a dump forced by root (coredump_filter 0), and all memory
+ * locked against swap where that cannot fail later (root or no
+ * RLIMIT_MEMLOCK).
  * Returns 0, or a negative errno. Call once, before any key is loaded. */
 int ck_secmem_init(size_t size) __attribute__((warn_unused_result));
 

@@ -7,8 +7,9 @@
 #  - its log, with -d (every FUSE request logged);
 #  - a core dump: SIGABRT leaves none (PR_SET_DUMPABLE 0, RLIMIT_CORE 0,
 #    even with `ulimit -c unlimited`), and one forced by root with gcore
-#    holds no KEK, service, DEP, tree or file key (the secure heap is
-#    MADV_DONTDUMP);
+#    holds no KEK, service, DEP, tree or file key and none of the
+#    daemon's memory at all (it sets coredump_filter to 0; the secure heap
+#    is MADV_DONTDUMP besides);
 #  - swap: the key pages are locked (VmLck > 0 in /proc/PID/status);
 #  - the tools: ck-dep and ck-assign's own environ and cmdline (read by an
 #    exec: key helper while they run it) and the helper's argv and
@@ -185,7 +186,13 @@ if ldd "$CKFS" 2>/dev/null | grep -q libasan; then
 	echo "the core dump search is skipped under AddressSanitizer" >>"$T/notes"
 elif check "gcore (root, ptrace) dumps the live daemon, which keeps running" gcore_dump; then
 	core=$(ls "$T"/core.* | head -n 1)
-	sh_check "self-test: the dump is the daemon's memory (it holds the volume path)" 'grep -caF "$VOL" "$core"'
+	# The daemon keeps all of its memory out of dumps (coredump_filter 0,
+	# which gcore honours): the volume path, which sits on its heap, must
+	# be absent too. A dump of its memory would hold plaintext as well.
+	sh_check "the daemon's memory is excluded from dumps (coredump_filter 0)" '
+	f=$(cat "/proc/$PID/coredump_filter"); echo "coredump_filter: $f"; [ "$((16#$f))" -eq 0 ]'
+	sh_check "the forced dump holds none of the daemon's memory (no volume path from its heap)" '
+	n=$(grep -caF "$VOL" "$core" || :); echo "volume path found $n times"; [ "$n" -eq 0 ]'
 	check "the core dump holds no KEK, service, DEP, customer, availability, tree or file key" search "core dump" --primary "$core"
 	check "the core dump holds no key derived from a tree or file key (names, content, header MAC, size)" search "core dump" --derived "$core"
 	rm -f "$T"/core.*
