@@ -648,10 +648,6 @@ void ck_trees_stop(void)
 {
 	if (watcher_running) {
 		audit("unmounted", NULL, NULL, NULL, "ok", "daemon");
-		ck_mount_gone(&ck.vol);
-		ck_status_remove();
-	}
-	if (watcher_running) {
 		pthread_mutex_lock(&stop_lock);
 		stopping = 1;
 		pthread_cond_broadcast(&stop_cond);
@@ -659,6 +655,10 @@ void ck_trees_stop(void)
 		pthread_join(watcher, NULL);
 		pthread_join(prober, NULL);
 		watcher_running = 0;
+		/* Only now: a reload or probe round still running would
+		 * write the seen and status files again. */
+		ck_mount_gone(&ck.vol);
+		ck_status_remove();
 	}
 	for (struct ck_stree *s = ck.trees; s; s = s->next)
 		ck_tree_release(&s->k);

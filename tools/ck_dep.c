@@ -476,6 +476,28 @@ static const char *wrap_uri(const struct ck_dep *d, unsigned index)
 	return index < d->n_wraps ? d->wraps[index].uri : "";
 }
 
+/* The next (mount, DEP entry) pair from the status files that is about
+ * the DEP with ID hex, starting after *pos (start with *pos = 0); NULL at
+ * the end. */
+static const struct mount_dep *next_mount_dep(const struct mount_status *ms, size_t nm,
+                                              const char *hex, size_t *pos,
+                                              const struct mount_status **m)
+{
+	for (;;) {
+		size_t i = 0, at = *pos;
+
+		while (i < nm && at >= ms[i].ndeps)
+			at -= ms[i++].ndeps;
+		if (i == nm)
+			return NULL;
+		(*pos)++;
+		if (!strcmp(ms[i].deps[at].id, hex)) {
+			*m = &ms[i];
+			return &ms[i].deps[at];
+		}
+	}
+}
+
 static void status_json(const struct ck_dep *d, const int *res, const double *ms, int p,
                         const struct mount_status *ms_all, size_t nm, int first)
 {
@@ -502,38 +524,34 @@ static void status_json(const struct ck_dep *d, const int *res, const double *ms
 	}
 	printf("],\"mounts\":[");
 	k = 0;
-	for (size_t i = 0; i < nm; i++) {
-		const struct mount_status *m = &ms_all[i];
-		for (size_t j = 0; j < m->ndeps; j++) {
-			const struct mount_dep *md = &m->deps[j];
-			if (strcmp(md->id, hex))
-				continue;
-			printf("%s{\"host\":", k++ ? "," : "");
-			json_str(stdout, m->host);
-			printf(",\"pid\":%ld,\"mountpoint\":", m->pid);
-			json_str(stdout, m->mountpoint);
-			printf(",\"key_ttl\":%g,\"status_written\":%llu,\"trees_serving\":%u,"
-			       "\"trees_stopped\":%u,\"last_probe\":", m->key_ttl, m->written, md->serving,
-			       md->stopped);
-			if (md->probed)
-				printf("{\"time\":%llu,\"result\":\"%s\"}", md->probed, md->result);
-			else
-				printf("null");
-			printf(",\"last_ok\":");
-			if (md->ok)
-				printf("%llu,\"since_last_ok_s\":%llu", md->ok,
-				       now > md->ok ? (unsigned long long)(now - md->ok) : 0ULL);
-			else
-				printf("null,\"since_last_ok_s\":null");
-			printf(",\"keys\":[");
-			for (unsigned q = 0; q < md->nkeys; q++) {
-				printf("%s{\"index\":%u,\"uri\":", q ? "," : "", md->keys[q].index);
-				json_str(stdout, wrap_uri(d, md->keys[q].index));
-				printf(",\"result\":\"%s\",\"latency_ms\":%.3f,\"time\":%llu}", md->keys[q].result,
-				       (double)md->keys[q].latency_us / 1000.0, md->keys[q].time);
-			}
-			printf("]}");
+	size_t pos = 0;
+	const struct mount_status *m;
+	for (const struct mount_dep *md; (md = next_mount_dep(ms_all, nm, hex, &pos, &m));) {
+		printf("%s{\"host\":", k++ ? "," : "");
+		json_str(stdout, m->host);
+		printf(",\"pid\":%ld,\"mountpoint\":", m->pid);
+		json_str(stdout, m->mountpoint);
+		printf(",\"key_ttl\":%g,\"status_written\":%llu,\"trees_serving\":%u,"
+		       "\"trees_stopped\":%u,\"last_probe\":", m->key_ttl, m->written, md->serving,
+		       md->stopped);
+		if (md->probed)
+			printf("{\"time\":%llu,\"result\":\"%s\"}", md->probed, md->result);
+		else
+			printf("null");
+		printf(",\"last_ok\":");
+		if (md->ok)
+			printf("%llu,\"since_last_ok_s\":%llu", md->ok,
+			       now > md->ok ? (unsigned long long)(now - md->ok) : 0ULL);
+		else
+			printf("null,\"since_last_ok_s\":null");
+		printf(",\"keys\":[");
+		for (unsigned q = 0; q < md->nkeys; q++) {
+			printf("%s{\"index\":%u,\"uri\":", q ? "," : "", md->keys[q].index);
+			json_str(stdout, wrap_uri(d, md->keys[q].index));
+			printf(",\"result\":\"%s\",\"latency_ms\":%.3f,\"time\":%llu}", md->keys[q].result,
+			       (double)md->keys[q].latency_us / 1000.0, md->keys[q].time);
 		}
+		printf("]}");
 	}
 	printf("]}");
 }
@@ -557,27 +575,23 @@ static void status_text(const struct ck_dep *d, const int *res, const double *ms
 			printf("    key %u  %-11s %8s     %s\n", j, ck_result_name(d->wraps[j].last_result),
 			       "-", d->wraps[j].uri);
 	}
-	for (size_t i = 0; i < nm; i++) {
-		const struct mount_status *m = &ms_all[i];
-		for (size_t j = 0; j < m->ndeps; j++) {
-			const struct mount_dep *md = &m->deps[j];
-			if (strcmp(md->id, hex))
-				continue;
-			printf("    mount %s:%ld %s  trees serving %u, stopped %u; ", m->host, m->pid,
-			       m->mountpoint, md->serving, md->stopped);
-			if (md->probed)
-				printf("last probe %s %llu s ago", md->result,
-				       now > md->probed ? (unsigned long long)(now - md->probed) : 0ULL);
-			else
-				printf("not probed yet (every %g s)", m->key_ttl);
-			if (md->ok)
-				printf("; last ok %llu s ago",
-				       now > md->ok ? (unsigned long long)(now - md->ok) : 0ULL);
-			putchar('\n');
-			for (unsigned q = 0; q < md->nkeys; q++)
-				printf("        key %u  %-11s %8.1f ms\n", md->keys[q].index, md->keys[q].result,
-				       (double)md->keys[q].latency_us / 1000.0);
-		}
+	size_t pos = 0;
+	const struct mount_status *m;
+	for (const struct mount_dep *md; (md = next_mount_dep(ms_all, nm, hex, &pos, &m));) {
+		printf("    mount %s:%ld %s  trees serving %u, stopped %u; ", m->host, m->pid,
+		       m->mountpoint, md->serving, md->stopped);
+		if (md->probed)
+			printf("last probe %s %llu s ago", md->result,
+			       now > md->probed ? (unsigned long long)(now - md->probed) : 0ULL);
+		else
+			printf("not probed yet (every %g s)", m->key_ttl);
+		if (md->ok)
+			printf("; last ok %llu s ago",
+			       now > md->ok ? (unsigned long long)(now - md->ok) : 0ULL);
+		putchar('\n');
+		for (unsigned q = 0; q < md->nkeys; q++)
+			printf("        key %u  %-11s %8.1f ms\n", md->keys[q].index, md->keys[q].result,
+			       (double)md->keys[q].latency_us / 1000.0);
 	}
 }
 
