@@ -448,6 +448,36 @@ static int create_file(struct ck_inode *parent, int dirfd, const char *name,
 
 	if ((r = ck_dirid(parent, dirfd, dirid)) < 0)
 		return r;
+	/* An unnamed file gets its header first and its name last (linkat
+	 * fails with EEXIST like O_EXCL): a crash in between leaves no empty
+	 * backing file behind a name. Engines without O_TMPFILE (FUSE-based
+	 * ones such as GlusterFS) create under the name, then write the header. */
+	fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_NOATIME | O_CLOEXEC, mode & 07777);
+	if (fd >= 0) {
+		char proc[40];
+
+		r = ck_file_init_keep(parent, dirid, name, parent->tree, fd, keep);
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if (r == 0 && linkat(AT_FDCWD, proc, dirfd, en->entry, AT_SYMLINK_FOLLOW) < 0)
+			r = -errno;
+		if (r == -ENOENT || r == -EPERM) {
+			/* No /proc here, or linking refused: name first,
+			 * header second. */
+			if (keep)
+				ck_file_new_release(keep);
+			close(fd);
+			goto named;
+		}
+		if (r < 0) {
+			close(fd);
+			return r == -ENOSPC || r == -EDQUOT || r == -EIO || r == -EEXIST ? r : -EIO;
+		}
+		*fd_out = fd;
+		return 0;
+	}
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL && errno != ENOENT)
+		return -errno;
+named:
 	fd = openat(dirfd, en->entry, O_CREAT | O_EXCL | O_RDWR | O_NOATIME | O_CLOEXEC | O_NOFOLLOW, mode & 07777);
 	if (fd < 0)
 		return -errno;

@@ -1325,7 +1325,12 @@ static void check_blocks(struct fsck *f, const struct blockkeys *bk, int fd, int
 		       (unsigned long long)(nbad - MAX_BLOCK_REPORTS));
 	if (bsize > want) {
 		uint64_t extra = bsize - want, n = extra / CK_CBLOCK_SIZE, bad = UINT64_MAX;
-		if (extra % CK_CBLOCK_SIZE) {
+		/* A write killed mid-way (SIGKILL stops a long pwrite between
+		 * pages) ends the backing file on a page boundary with part of
+		 * a block: the whole blocks before it must still be this
+		 * file's. Anything else not in whole blocks was put there. */
+		int cut = extra % CK_CBLOCK_SIZE && bsize % 4096 == 0;
+		if (extra % CK_CBLOCK_SIZE && !cut) {
 			report(f, path, "trailing-garbage", NOT_FIXABLE, "%llu bytes after the final block "
 			       "are not whole blocks of this file (appended or tampered)",
 			       (unsigned long long)extra);
@@ -1342,6 +1347,11 @@ static void check_blocks(struct fsck *f, const struct blockkeys *bk, int fd, int
 		if (bad != UINT64_MAX)
 			report(f, path, "trailing-garbage", NOT_FIXABLE, "block %llu after the final block "
 			       "is not one of this file's (appended or tampered)", (unsigned long long)bad);
+		else if (cut)
+			report(f, path, "trailing-blocks", f->repair ? fix_cut(fd, want) : FIXABLE,
+			       "%llu block%s and %llu bytes of one after the final block, left by a "
+			       "write cut short", (unsigned long long)n, n == 1 ? "" : "s",
+			       (unsigned long long)(extra % CK_CBLOCK_SIZE));
 		else
 			report(f, path, "trailing-blocks", f->repair ? fix_cut(fd, want) : FIXABLE,
 			       "%llu block%s after the final block, left by an interrupted write or "
