@@ -85,6 +85,25 @@ ck_apt_install() {
 # ck_build: configure (once) and build with meson + ninja in CK_BUILD_DIR.
 # The configure output goes to a log shown only on failure; ninja's own
 # one-line-per-step output is kept.
+# ck_install_build: `meson install` of $CK_BUILD_DIR into its prefix
+# (/usr/local unless configured otherwise): the programs in sbin (where
+# mount(8)'s `mount -t fuse.ckfs` finds ckfs: mount resets PATH before it
+# runs mount.fuse3), mount.fuse.ckfs, the man pages, the KMIP helper and
+# the example systemd units. Root only; quiet; fails loudly.
+ck_install_build() {
+	local log
+	[ "$(id -u)" -eq 0 ] || { ck_say "not root: skipping meson install (mount -t fuse.ckfs needs it)"; return 0; }
+	log=$(mktemp "${TMPDIR:-/tmp}/ck-install.XXXXXX")
+	if ! meson install -C "$CK_BUILD_DIR" --no-rebuild --quiet >"$log" 2>&1; then
+		tail -n 20 "$log" >&2
+		rm -f "$log"
+		ck_die "meson install failed"
+	fi
+	rm -f "$log"
+	ck_say "installed into $(meson introspect "$CK_BUILD_DIR" --buildoptions 2>/dev/null |
+		python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"][0])' 2>/dev/null || echo the prefix)"
+}
+
 ck_build() {
 	local log
 	if [ ! -f "$CK_BUILD_DIR/build.ninja" ]; then

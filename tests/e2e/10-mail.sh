@@ -41,7 +41,7 @@ KEY_TTL=3
 MARGIN=5                  # carol fails within key_ttl + MARGIN seconds
 PURGE_WAIT=5
 MAILPY=$T/mail.py
-cp "$(dirname "$0")/mail.py" "$MAILPY"
+cp "$(dirname "$0")/mail/mail.py" "$MAILPY"
 tnote() { echo "$*" >>"$T/notes"; }
 declare -A UID_OF=([alice]=5001 [bob]=5002 [carol]=5003)
 MAIL_GID=5000
