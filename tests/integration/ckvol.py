@@ -63,14 +63,18 @@ class Volume:
         pt = AESGCM(self.records_key).decrypt(b[28:40], b[40:], b[:28])
         return b[8], b[12:28], pt
 
-    def deps(self):
-        out = {}
-        d = os.path.join(self.vol, ".ckfs", "deps")
+    def records(self, kind):
+        """(ID, Reader over the plaintext) of each record in .ckfs/KIND."""
+        d = os.path.join(self.vol, ".ckfs", kind)
         for n in sorted(os.listdir(d)):
             if n.startswith("."):
                 continue
-            kind, rid, pt = self.open_record(os.path.join(d, n))
-            r = Reader(pt)
+            _, rid, pt = self.open_record(os.path.join(d, n))
+            yield rid, Reader(pt)
+
+    def deps(self):
+        out = {}
+        for rid, r in self.records("deps"):
             dep = {"id": rid, "state": r.u("I"), "created": r.u("Q"), "changed": r.u("Q"),
                    "purge_after": r.u("Q"), "generation": r.u("Q"), "name": r.s().decode()}
             wraps = []
@@ -83,12 +87,7 @@ class Volume:
 
     def trees(self):
         out = []
-        d = os.path.join(self.vol, ".ckfs", "trees")
-        for n in sorted(os.listdir(d)):
-            if n.startswith("."):
-                continue
-            kind, rid, pt = self.open_record(os.path.join(d, n))
-            r = Reader(pt)
+        for rid, r in self.records("trees"):
             out.append({"id": rid, "state": r.u("I"), "created": r.u("Q"), "generation": r.u("Q"),
                         "dep_id": r.take(16), "path": r.s().decode(), "wrapped": r.s(),
                         "old_id": r.take(16), "next_wrapped": r.s()})
