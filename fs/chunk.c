@@ -90,6 +90,98 @@ static void wunlock(int fd)
 	(void)fcntl(fd, F_OFD_SETLK, &fl);
 }
 
+/* ---- The page-cache stamp ----
+ * The kernel keeps a file's pages (and a directory's entries) across opens
+ * only when the daemon knows they are current: the backing stat (inode,
+ * size, mtime, ctime) is the one stamped when this host last opened or
+ * changed the object. Every change this daemon makes to a file re-stamps,
+ * under the multi-host write lock, and only if the stamp matched just
+ * before the change; a change made by anyone else (another host, a tool,
+ * a crash) leaves a backing stat that matches no stamp, and the next open
+ * drops the cache. */
+static int pcs_match(const struct ck_inode *in, const struct stat *st)
+{
+	return in->pcs.ok && in->pcs.ino == st->st_ino && in->pcs.bsize == st->st_size &&
+	       in->pcs.mtim.tv_sec == st->st_mtim.tv_sec &&
+	       in->pcs.mtim.tv_nsec == st->st_mtim.tv_nsec &&
+	       in->pcs.ctim.tv_sec == st->st_ctim.tv_sec &&
+	       in->pcs.ctim.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+static void pcs_set(struct ck_inode *in, const struct stat *st)
+{
+	in->pcs.ok = st != NULL;
+	if (st) {
+		in->pcs.ino = st->st_ino;
+		in->pcs.bsize = st->st_size;
+		in->pcs.mtim = st->st_mtim;
+		in->pcs.ctim = st->st_ctim;
+	}
+}
+
+int ck_pcs_open(struct ck_inode *in, const struct stat *st)
+{
+	int keep = pcs_match(in, st);
+
+	pcs_set(in, st);
+	return keep;
+}
+
+/* After a change made at fd under the write lock: before is the backing
+ * stat taken under that lock before the change. */
+static void pcs_follow(struct ck_inode *in, int fd, const struct stat *before)
+{
+	struct stat after;
+	int ok = fstat(fd, &after) == 0;
+
+	pthread_mutex_lock(&in->lock);
+	pcs_set(in, ok && pcs_match(in, before) ? &after : NULL);
+	pthread_mutex_unlock(&in->lock);
+}
+
+static int wlock(int fd);
+static void wunlock(int fd);
+
+void ck_pcs_meta_begin(struct ck_inode *in, int dirfd, const char *ename, struct ck_pcs_meta *m)
+{
+	m->fd = -1;
+	m->have = 0;
+	if (in->type != S_IFREG || dirfd < 0)
+		return;
+	pthread_mutex_lock(&in->lock);
+	int ok = in->pcs.ok;
+	pthread_mutex_unlock(&in->lock);
+	if (!ok)
+		return;         /* nothing cached worth keeping */
+	m->fd = openat(dirfd, ename, O_RDWR | O_NOATIME | O_NOFOLLOW | O_CLOEXEC);
+	if (m->fd < 0)
+		return;
+	if (wlock(m->fd) < 0 || fstat(m->fd, &m->before) < 0) {
+		close(m->fd);
+		m->fd = -1;
+		return;
+	}
+	m->have = 1;
+}
+
+void ck_pcs_meta_end(struct ck_inode *in, struct ck_pcs_meta *m)
+{
+	if (in->type != S_IFREG)
+		return;
+	if (m->have) {
+		pcs_follow(in, m->fd, &m->before);
+		wunlock(m->fd);
+	} else {
+		pthread_mutex_lock(&in->lock);
+		pcs_set(in, NULL);
+		pthread_mutex_unlock(&in->lock);
+	}
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
+	m->have = 0;
+}
+
 static void ref_of(struct ck_tree *t, const uint8_t *file_id, struct ck_file_ref *ref)
 {
 	ref->volume_id = t->volume_id;
@@ -465,9 +557,18 @@ int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
 			goto out;
 		ck_file_hdr_del_binding(&h, b);
 	}
+	struct stat before;
+	int have = in && fstat(fd, &before) == 0;
 	if (in)
 		in->hdr_seen_ok = 0;
 	r = hdr_store(t, fd, &h, k.header, 1);
+	if (have)
+		pcs_follow(in, fd, &before);
+	else if (in) {
+		pthread_mutex_lock(&in->lock);
+		pcs_set(in, NULL);
+		pthread_mutex_unlock(&in->lock);
+	}
 out:
 	ck_apply_unlock(fd);
 	wunlock(fd);
@@ -488,6 +589,8 @@ struct io {
 	int locked;                     /* holds the apply lock on in->fd */
 	int hdr_fresh;                  /* in->hdr_seen is the header on disk (read
 	                                 * under the write lock, or written since) */
+	struct stat pcs_before;         /* backing stat under the write lock */
+	int pcs_have;
 };
 
 /* While the tree is applied, the header names the tree whose keys are
@@ -789,6 +892,7 @@ static int wio_begin(struct io *io, struct ck_inode *in)
 	in->psize = size;
 	in->hdr_flags = h.flags;
 	io->hdr_fresh = 1;              /* hdr_check left raw in in->hdr_seen */
+	io->pcs_have = fstat(in->fd, &io->pcs_before) == 0;
 	return 0;
 }
 
@@ -796,6 +900,13 @@ static void wio_end(struct io *io)
 {
 	int fd = io->in ? io->in->fd : -1;
 
+	if (io->pcs_have)
+		pcs_follow(io->in, fd, &io->pcs_before);
+	else if (io->in) {
+		pthread_mutex_lock(&io->in->lock);
+		pcs_set(io->in, NULL);
+		pthread_mutex_unlock(&io->in->lock);
+	}
 	io_end(io);
 	if (fd >= 0)
 		wunlock(fd);

@@ -88,6 +88,15 @@ struct ck_inode {
 		uint64_t psize;
 		int ok;
 	} szc;
+	/* Under lock: the page-cache stamp (chunk.c, ck_pcs_*): the backing
+	 * stat at which this host's kernel caches (a file's pages, a
+	 * directory's entries) were last known to hold its contents. */
+	struct {
+		ino_t ino;
+		off_t bsize;
+		struct timespec mtim, ctim;
+		int ok;
+	} pcs;
 	char logpath[256];              /* plaintext path at open, for logs */
 	struct ck_file_keys keys;       /* secret */
 };
@@ -288,6 +297,20 @@ int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
                  const uint8_t dirid[static CK_ID_LEN], const char *name, int add);
 int ck_file_check_binding(struct ck_tree *t, int fd, const uint8_t dirid[static CK_ID_LEN],
                           const char *name);
+/* The page-cache stamp. At open: 1 if the kernel may keep what it cached
+ * of in (st, the backing stat now, matches the stamp), then stamp st.
+ * Caller holds in->lock.
+ * ck_pcs_meta_begin/end bracket a metadata change this host makes to a
+ * file it may have cached (chmod, chown, utimens): under the multi-host
+ * write lock, the stamp follows the change only if it matched before it. */
+int ck_pcs_open(struct ck_inode *in, const struct stat *st);
+struct ck_pcs_meta {
+	int fd;
+	struct stat before;
+	int have;
+};
+void ck_pcs_meta_begin(struct ck_inode *in, int dirfd, const char *ename, struct ck_pcs_meta *m);
+void ck_pcs_meta_end(struct ck_inode *in, struct ck_pcs_meta *m);
 /* The plaintext size of the file open at fd (header read and verified). */
 int ck_file_stat_size(struct ck_tree *t, int fd, uint64_t *size);
 

@@ -187,7 +187,7 @@ static void file_put(struct ck_inode *in);
 
 /* Open the backing file of a regular-file inode for I/O, verifying its
  * header and binding on the first open. Caller holds ns_lock (read). */
-static int file_acquire(struct ck_inode *in)
+static int file_acquire(struct ck_inode *in, int *keep)
 {
 	struct ck_loc loc;
 	uint8_t dirid[CK_ID_LEN];
@@ -218,7 +218,12 @@ static int file_acquire(struct ck_inode *in)
 		goto out;
 	}
 	struct stat fst;
-	if (fstat(fd, &fst) == 0 && (fst.st_ino != in->ino || fst.st_dev != in->dev)) {
+	if (fstat(fd, &fst) < 0) {
+		r = -errno;
+		close(fd);
+		goto out;
+	}
+	if (fst.st_ino != in->ino || fst.st_dev != in->dev) {
 		close(fd);
 		r = -ESTALE;
 		goto out;
@@ -233,10 +238,13 @@ static int file_acquire(struct ck_inode *in)
 		close(fd);
 	} else {
 		ck_inode_path(in, in->logpath, sizeof(in->logpath));
-		if ((r = ck_file_load(in, fd, dirid, loc.name)) < 0)
+		if ((r = ck_file_load(in, fd, dirid, loc.name)) < 0) {
 			close(fd);
-		else
+		} else {
 			in->nopen = 1;
+			if (keep)
+				*keep = ck_pcs_open(in, &fst);
+		}
 	}
 	pthread_mutex_unlock(&in->lock);
 out:
@@ -269,8 +277,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 {
 	struct ck_inode *in = ck_inode_get(ino);
 	struct ck_loc loc = { .dirfd = -1 };
+	struct ck_pcs_meta pm = { .fd = -1 };
 	struct stat st;
 	int r = 0, have_loc = 0, acquired = 0;
+	int meta = to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_MODE |
+	                     FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME);
 
 	if (ck.ro) {
 		fuse_reply_err(req, EROFS);
@@ -287,12 +298,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			r = in->type == S_IFDIR ? -EISDIR : -EINVAL;
 			goto out;
 		}
-		if ((r = file_acquire(in)) < 0)
+		if ((r = file_acquire(in, NULL)) < 0)
 			goto out;
 		acquired = 1;
 		if ((r = ck_file_truncate(in, attr->st_size)) < 0)
 			goto out;
 	}
+	if (meta && have_loc)
+		ck_pcs_meta_begin(in, loc.dirfd, loc.ename, &pm);
 	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t u = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t g = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
@@ -331,6 +344,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	r = 0;
 out:
+	if (meta)
+		ck_pcs_meta_end(in, &pm);
 	if (acquired)
 		file_put(in);
 	if (have_loc)
@@ -537,7 +552,7 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t 
 		}
 		in = ck_inode_get(e.ino);
 		NS_READ();
-		r = in->type == S_IFREG ? file_acquire(in) : -EISDIR;
+		r = in->type == S_IFREG ? file_acquire(in, NULL) : -EISDIR;
 		NS_UNLOCK();
 		if (r < 0) {
 			ck_inode_forget(in, 1);
@@ -563,8 +578,12 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t 
 		close(fd);
 	} else {
 		ck_inode_path(in, in->logpath, sizeof(in->logpath));
-		if ((r = ck_file_adopt(in, fd, &nf, dirid, name)) == 0)
+		if ((r = ck_file_adopt(in, fd, &nf, dirid, name)) == 0) {
+			struct stat cst;
 			in->nopen = 1;
+			if (fstat(in->fd, &cst) == 0)
+				(void)ck_pcs_open(in, &cst);
+		}
 	}
 	fd = -1;
 	pthread_mutex_unlock(&in->lock);
@@ -1144,23 +1163,25 @@ out:
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ck_inode *in = ck_inode_get(ino);
-	int r;
+	int r, keep = 0;
 
 	if (ck.ro && (fi->flags & O_ACCMODE) != O_RDONLY) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
 	NS_READ();
-	r = file_acquire(in);
+	r = file_acquire(in, &keep);
 	NS_UNLOCK();
 	if (r == 0 && (fi->flags & O_TRUNC) && (r = ck_file_truncate(in, 0)) < 0)
 		file_put(in);
 	/* Open here already: this host's page cache is coherent with it (all
 	 * its I/O goes through it), so keep it; dropping it under another
 	 * opener's shared mapping (sqlite's -shm) loses that opener's view.
-	 * The first open drops it, for changes made on other hosts. */
+	 * The first open keeps it only if the backing file is as this host
+	 * last saw or left it (the page-cache stamp, chunk.c): a change made
+	 * on another host, or by anyone but this daemon, drops it. */
 	pthread_mutex_lock(&in->lock);
-	fi->keep_cache = r == 0 && in->nopen > 1;
+	fi->keep_cache = r == 0 && (in->nopen > 1 || keep);
 	pthread_mutex_unlock(&in->lock);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -1254,6 +1275,20 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	if ((r = ck_dirid(in, fd, d->dirid)) < 0)
 		goto out;
+	/* The kernel caches the entries it reads (cache_readdir) and keeps
+	 * them for the next opendir while the backing directory is as this
+	 * host last saw it (the page-cache stamp): a change by another host
+	 * changes its mtime and ctime. Changes made through this mount reset
+	 * the kernel's cache themselves. */
+	struct stat dst;
+	if (fstat(fd, &dst) < 0) {
+		r = -errno;
+		goto out;
+	}
+	pthread_mutex_lock(&in->lock);
+	fi->keep_cache = ck_pcs_open(in, &dst);
+	pthread_mutex_unlock(&in->lock);
+	fi->cache_readdir = 1;
 	if (!(d->dp = fdopendir(fd))) {
 		r = -errno;
 		goto out;

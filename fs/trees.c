@@ -189,6 +189,7 @@ static void revoke_tree(struct ck_stree *s, int status)
 		pthread_mutex_lock(&list[i]->lock);
 		ck_file_keys_release(&list[i]->keys);
 		ck_file_keys_release(&list[i]->keys2);
+		list[i]->pcs.ok = 0;
 		pthread_mutex_unlock(&list[i]->lock);
 	}
 	pthread_rwlock_unlock(&s->lock);

@@ -319,6 +319,52 @@ def xm_overwrite(sub):
     print("overwrite, truncate down, extend: seen on every host")
 
 
+def xm_cache(sub):
+    """The kernel caches a host keeps across opens (file pages, directory
+    entries: the page-cache stamp) are dropped when another host changed
+    the file or directory: same-size overwrites in place (only the backing
+    times tell), after a chmod, new and removed entries. No settle(): an
+    open (and an opendir) after the other host's close sees its change at
+    once, while this host's attributes are still cached."""
+    ms = hosts()
+    A, B = ms[0], ms[1]
+    d = os.path.join(sub, "cache")
+    os.makedirs(os.path.join(A, d), exist_ok=True)
+    ref = bytearray(rb(3 * 4096 + 100, 21))
+    wr(os.path.join(A, d, "f"), bytes(ref))
+    for _ in range(2):          # A's page cache now holds the file
+        eq(rd(os.path.join(A, d, "f")), bytes(ref), "read back on A")
+    for rnd in range(3):
+        patch = rb(4096, 22 + rnd)
+        fd = os.open(os.path.join(B, d, "f"), os.O_WRONLY)
+        os.pwrite(fd, patch, 4096 * rnd)
+        os.close(fd)
+        ref[4096 * rnd:4096 * (rnd + 1)] = patch
+        eq(rd(os.path.join(A, d, "f")), bytes(ref), "same-size overwrite %d on B, read on A" % rnd)
+        eq(rd(os.path.join(A, d, "f")), bytes(ref), "same-size overwrite %d on B, read again on A" % rnd)
+    os.chmod(os.path.join(A, d, "f"), 0o600)
+    patch = rb(100, 30)
+    fd = os.open(os.path.join(B, d, "f"), os.O_WRONLY)
+    os.pwrite(fd, patch, 3 * 4096)
+    os.close(fd)
+    ref[3 * 4096:] = patch
+    eq(rd(os.path.join(A, d, "f")), bytes(ref), "overwrite of the partial last page on B after a chmod on A")
+    # Directory entries: A lists (the kernel caches the listing), B adds
+    # and removes entries, A lists again.
+    want = {"f"}
+    for rnd in range(3):
+        eq(set(os.listdir(os.path.join(A, d))), want, "listing on A, round %d" % rnd)
+        eq(set(os.listdir(os.path.join(A, d))), want, "listing on A again, round %d" % rnd)
+        n = "n%d" % rnd
+        wr(os.path.join(B, d, n), b"x")
+        want.add(n)
+        if rnd:
+            os.unlink(os.path.join(B, d, "n%d" % (rnd - 1)))
+            want.discard("n%d" % (rnd - 1))
+        eq(set(os.listdir(os.path.join(A, d))), want, "listing on A after B's change, round %d" % rnd)
+    print("kept caches dropped on another host's change: 4 overwrites, 3 directory changes")
+
+
 def xm_rename_link(sub):
     ms = hosts()
     A, B = ms[0], ms[1]
@@ -1016,6 +1062,7 @@ if [ "$PHASE1" = 1 ]; then
 		sp_check "2 hosts: files written on each host read on the other after close" 'xm_write("mail/alice/p1")'
 		sp_check "2 hosts: appends from alternating hosts seen after reopen" 'xm_append("mail/alice/p1")'
 		sp_check "2 hosts: overwrite, truncate, extend seen on the other host" 'xm_overwrite("docs/p1")'
+		sp_check "2 hosts: kept page cache and directory listings dropped after the other host's change" 'xm_cache("docs/p1")'
 		sp_check "2 hosts: renames, hard links, unlink, directories made on one host seen on the other" 'xm_rename_link("mail/alice/p1")'
 		sp_check "2 hosts: Maildir delivery on A (tmp -> new) read on B; concurrent delivery from both" 'xm_maildir("mail/alice/p1")'
 		sp_check "2 hosts: directories removed and made on A (backing inode numbers reused) are usable on B" 'xm_dir_reuse("mail/alice/p1")'
@@ -1041,6 +1088,7 @@ check "$NHOSTS daemons mounted, each its own process" daemons_alive "$NHOSTS"
 sp_check "$NHOSTS hosts: every host writes in turn, all others read at once after close" 'xm_write("mail/alice/p2")'
 sp_check "$NHOSTS hosts: appends from every host in turn, seen at the next reopen" 'xm_append("mail/alice/p2", 15)'
 sp_check "$NHOSTS hosts: overwrite, truncate down, extend, each on another host, seen on all" 'xm_overwrite("docs/p2")'
+sp_check "$NHOSTS hosts: kept page cache and directory listings dropped after another host's change" 'xm_cache("docs/p2")'
 sp_check "$NHOSTS hosts: renames, hard links, unlink, directories across hosts" 'xm_rename_link("mail/alice/p2")'
 sp_check "$NHOSTS hosts: Maildir: deliver on A, read + move to cur on B, seen on C; concurrent delivery A+B" 'xm_maildir("mail/alice/p2")'
 sp_check "$NHOSTS hosts: directories removed and made on A (backing inode numbers reused) are usable on B" 'xm_dir_reuse("mail/alice/p2")'
