@@ -900,6 +900,13 @@ static void wio_end(struct io *io)
 {
 	int fd = io->in ? io->in->fd : -1;
 
+	/* With the writeback cache the kernel keeps the file's times and
+	 * sends them (setattr) when it changes them; the daemon writing pages
+	 * back later must not move the backing mtime past the kernel's. */
+	if (io->pcs_have && ck.writeback) {
+		struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, io->pcs_before.st_mtim };
+		(void)futimens(fd, ts);
+	}
 	if (io->pcs_have)
 		pcs_follow(io->in, fd, &io->pcs_before);
 	else if (io->in) {

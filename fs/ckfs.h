@@ -139,6 +139,8 @@ struct ck_fs {
 	struct ck_inode **table;
 	size_t table_size, table_count;
 	double timeout;                 /* attr and entry cache, seconds */
+	int writeback;                  /* -o writeback_cache: one host only */
+	int mount_lock_fd;              /* .ckfs/mount.lock, held while mounted */
 	int ro;
 	int debug;
 	struct fuse_session *se;

@@ -25,7 +25,7 @@ struct options {
 	char *key_dir;
 	char *timeout;
 	char *key_ttl;
-	int foreground, debug, help, version, ro, threads;
+	int foreground, debug, help, version, ro, threads, writeback;
 };
 
 enum { KEY_FG, KEY_DEBUG, KEY_HELP, KEY_VERSION, KEY_RO };
@@ -36,6 +36,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("cache_timeout=%s", timeout),
 	OPT("threads=%d", threads),
 	OPT("key_ttl=%s", key_ttl),
+	OPT("writeback_cache", writeback),
 	FUSE_OPT_KEY("-f", KEY_FG),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -87,6 +88,9 @@ static void usage(FILE *f)
 		"  -o cache_timeout=S kernel attribute/entry cache time in seconds (default 1)\n"
 		"  -o threads=N       maximum worker threads (default 16)\n"
 		"  -o key_ttl=S       probe each DEP's customer keys every S seconds (default 30)\n"
+		"  -o writeback_cache let the kernel merge writes in its page cache (faster\n"
+		"                     small writes; data is durable at fsync; the volume must\n"
+		"                     not be mounted anywhere else, which ckfs enforces)\n"
 		"  -h, --help         this help;  -V, --version  the version\n\n"
 		"exit status: 0 unmounted cleanly, 1 usage error, 2 cannot open the volume,\n"
 		"3 cannot mount\n");
@@ -145,6 +149,48 @@ static void daemon_ready(void)
 	ready_fd = -1;
 }
 
+/* Every mount holds a shared OFD lock on the first byte of
+ * .ckfs/mount.lock while it runs; a writeback_cache mount holds it
+ * exclusively, so that it never shares the volume with another mount on
+ * this or another host (the kernel of each would keep sizes and pages the
+ * other cannot see). The lock goes with the process, however it ends. */
+static int mount_lock(int exclusive)
+{
+	struct flock fl = { .l_type = exclusive ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET,
+	                    .l_start = 0, .l_len = 1 };
+	int fd = openat(ck.vol.fd, CK_VOLUME_DIR "/mount.lock",
+	                O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	ck.mount_lock_fd = -1;
+	if (fd < 0 && !exclusive && (errno == EROFS || errno == EACCES))
+		fd = openat(ck.vol.fd, CK_VOLUME_DIR "/mount.lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (!exclusive && (errno == EROFS || errno == EACCES || errno == ENOENT))
+			return 0;       /* a read-only backing store written by nobody */
+		fprintf(stderr, "ckfs: cannot open %s/mount.lock: %s\n", CK_VOLUME_DIR, strerror(errno));
+		return -1;
+	}
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
+		ck.mount_lock_fd = fd;
+		return 0;
+	}
+	int e = errno;
+	close(fd);
+	if (e == EAGAIN || e == EACCES) {
+		fprintf(stderr, exclusive
+		        ? "ckfs: writeback_cache needs the volume to itself, and another ckfs mount "
+		          "(on this or another host) has it\n"
+		        : "ckfs: the volume is mounted with writeback_cache (on this or another host), "
+		          "which must be its only mount\n");
+		return -1;
+	}
+	if (!exclusive)
+		return 0;               /* no locks on this backing store: nothing to check */
+	fprintf(stderr, "ckfs: writeback_cache: the backing store refuses locks (%s), so ckfs "
+	        "cannot make sure no other host mounts the volume\n", strerror(e));
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -155,6 +201,7 @@ int main(int argc, char **argv)
 	struct stat st;
 	int r = EXIT_MOUNT, mounted = 0;
 
+	ck.mount_lock_fd = -1;
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) < 0)
 		{ r = EXIT_USAGE; goto early; }
 	if (o.help) {
@@ -208,6 +255,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ckfs: %s\n", msg);
 		{ r = EXIT_VOLUME; goto early; }
 	}
+	ck.writeback = o.writeback;
+	if (mount_lock(o.writeback) < 0)
+		{ r = EXIT_VOLUME; goto out; }
 	if (stat(o.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "ckfs: mountpoint %s %s\n", o.mountpoint,
 		        errno == ENOENT ? "does not exist" : "is not a directory");
@@ -280,6 +330,8 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	ck_volume_close(&ck.vol);    /* wipes the service and tree keys */
+	if (ck.mount_lock_fd >= 0)
+		close(ck.mount_lock_fd);
 early:
 	fuse_opt_free_args(&args);
 	free(o.volume);

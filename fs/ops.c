@@ -289,16 +289,28 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	NS_READ();
 	if (in != &ck.root) {
-		if ((r = ck_inode_locate(in, &loc)) < 0 && !(to_set & FUSE_SET_ATTR_SIZE))
-			goto out;
+		r = ck_inode_locate(in, &loc);
 		have_loc = r == 0;
+		/* No name left (unlinked, or renamed over, while open; with the
+		 * writeback cache the kernel also sets times at close): work
+		 * through the open file. */
+		if (!have_loc && in->type == S_IFREG) {
+			int lr = r;
+			if ((r = file_acquire(in, NULL)) < 0) {
+				r = lr;
+				goto out;
+			}
+			acquired = 1;
+		} else if (!have_loc) {
+			goto out;
+		}
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (in->type != S_IFREG) {
 			r = in->type == S_IFDIR ? -EISDIR : -EINVAL;
 			goto out;
 		}
-		if ((r = file_acquire(in, NULL)) < 0)
+		if (!acquired && (r = file_acquire(in, NULL)) < 0)
 			goto out;
 		acquired = 1;
 		if ((r = ck_file_truncate(in, attr->st_size)) < 0)
@@ -1219,7 +1231,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-	ssize_t r = ck_file_write(ck_inode_get(ino), buf, size, off, (int)(fi->fh & O_APPEND));
+	/* With the writeback cache the kernel places O_APPEND writes itself
+	 * (it owns the size) and writes pages back through any open handle. */
+	int append = !ck.writeback && (fi->fh & O_APPEND);
+	ssize_t r = ck_file_write(ck_inode_get(ino), buf, size, off, append);
 
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
@@ -1681,9 +1696,21 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_write = 1 << 20;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	/* Contents change under us only through us (or another host, which
-	 * close-to-open covers); no writeback cache: the daemon owns sizes. */
+	/* Without -o writeback_cache every write reaches the daemon before it
+	 * returns and the daemon owns sizes (other hosts' appends are seen at
+	 * the next open). With it the kernel merges writes in its page cache
+	 * and owns sizes: for a volume mounted on one host only (main.c holds
+	 * .ckfs/mount.lock exclusively), and only fsync makes data durable. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (ck.writeback) {
+		if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+			conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+		else {
+			ck_log(CK_LOG_WARNING, "writeback_cache: the kernel does not offer it; "
+			       "writes go through");
+			ck.writeback = 0;
+		}
+	}
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 }

@@ -153,7 +153,9 @@ mount_ckfs() {
 	mkdir -p "$mnt"
 	# A background job of a non-interactive shell ignores SIGINT/SIGQUIT;
 	# give the daemon default dispositions so SIGINT can be tested.
-	( trap - INT QUIT; exec "$CKFS" -f "$@" "$vol" "$mnt" ) >"$log" 2>&1 &
+	# CKFS_TEST_OPTS: mount options added to every mount (scripts/test's
+	# writeback pass runs tests with writeback_cache).
+	( trap - INT QUIT; exec "$CKFS" -f ${CKFS_TEST_OPTS:+-o "$CKFS_TEST_OPTS"} "$@" "$vol" "$mnt" ) >"$log" 2>&1 &
 	local pid=$!
 	LAST_PID=$pid
 	LAST_LOG=$log
