@@ -951,12 +951,18 @@ out:
 	return r;
 }
 
+/* Requests are read and written in slices of CK_SLICE blocks: one backing
+ * I/O per slice, and a ciphertext buffer of a slice, not of the request
+ * (1 MiB requests in every worker thread would otherwise keep megabytes
+ * each: the daemon's memory is locked, so malloc cannot give it back). */
+#define CK_SLICE 32
+
 ssize_t ck_file_read(struct ck_inode *in, char *buf, size_t size, off_t off)
 {
 	struct io io;
 	uint64_t b0, b1, final, end, psize;
 	uint8_t *cbuf = NULL, pt[CK_BLOCK_SIZE];
-	size_t clen, done = 0;
+	size_t done = 0;
 	ssize_t r;
 
 	if ((r = io_lock_read_begin(&io, in)) < 0)
@@ -970,27 +976,31 @@ ssize_t ck_file_read(struct ck_inode *in, char *buf, size_t size, off_t off)
 	b0 = (uint64_t)off / CK_BLOCK_SIZE;
 	b1 = (end - 1) / CK_BLOCK_SIZE;
 	final = ck_final_block(psize);
-	clen = (size_t)((b1 - b0 + 1) * CK_CBLOCK_SIZE);
-	if (!(cbuf = malloc(clen))) {
+	if (!(cbuf = malloc((size_t)CK_SLICE * CK_CBLOCK_SIZE))) {
 		r = -ENOMEM;
 		goto out;
 	}
-	if ((r = pread_full(in->fd, cbuf, clen, (off_t)ck_block_offset(b0))) < 0)
-		goto out;
-	if ((size_t)r != clen) {
-		r = corrupt(&io, b0 + (uint64_t)r / CK_CBLOCK_SIZE,
-		            "is missing (the backing file was truncated)");
-		goto out;
-	}
-	for (uint64_t b = b0; b <= b1; b++) {
-		uint64_t bstart = b * CK_BLOCK_SIZE;
-		uint64_t from = bstart > (uint64_t)off ? bstart : (uint64_t)off;
-		uint64_t to = bstart + CK_BLOCK_SIZE < end ? bstart + CK_BLOCK_SIZE : end;
+	for (uint64_t s0 = b0; s0 <= b1; s0 += CK_SLICE) {
+		uint64_t s1 = s0 + CK_SLICE - 1 < b1 ? s0 + CK_SLICE - 1 : b1;
+		size_t clen = (size_t)((s1 - s0 + 1) * CK_CBLOCK_SIZE);
 
-		if ((r = open_block(&io, b, b == final, cbuf + (b - b0) * CK_CBLOCK_SIZE, pt)) < 0)
+		if ((r = pread_full(in->fd, cbuf, clen, (off_t)ck_block_offset(s0))) < 0)
 			goto out;
-		memcpy(buf + done, pt + (from - bstart), (size_t)(to - from));
-		done += (size_t)(to - from);
+		if ((size_t)r != clen) {
+			r = corrupt(&io, s0 + (uint64_t)r / CK_CBLOCK_SIZE,
+			            "is missing (the backing file was truncated)");
+			goto out;
+		}
+		for (uint64_t b = s0; b <= s1; b++) {
+			uint64_t bstart = b * CK_BLOCK_SIZE;
+			uint64_t from = bstart > (uint64_t)off ? bstart : (uint64_t)off;
+			uint64_t to = bstart + CK_BLOCK_SIZE < end ? bstart + CK_BLOCK_SIZE : end;
+
+			if ((r = open_block(&io, b, b == final, cbuf + (b - s0) * CK_CBLOCK_SIZE, pt)) < 0)
+				goto out;
+			memcpy(buf + done, pt + (from - bstart), (size_t)(to - from));
+			done += (size_t)(to - from);
+		}
 	}
 	r = (ssize_t)done;
 out:
@@ -1028,9 +1038,11 @@ static ssize_t write_locked(struct io *io, const char *buf, size_t size, uint64_
 	 * step 3 when it is outside the range written here. */
 	if (b0 > old_final && (r = read_block(io, old_final, opt)) < 0)
 		return r;
-	if (!(cbuf = malloc((size_t)(b1 - b0 + 1) * CK_CBLOCK_SIZE)))
+	if (!(cbuf = malloc((size_t)CK_SLICE * CK_CBLOCK_SIZE)))
 		return -ENOMEM;
-	/* Step 1: the blocks; the old final block keeps its mark for now. */
+	/* Step 1: the blocks, a slice per backing write; the old final block
+	 * keeps its mark for now. */
+	uint64_t s0 = b0;
 	for (uint64_t b = b0; b <= b1; b++) {
 		uint64_t bstart = b * CK_BLOCK_SIZE;
 		uint64_t from = bstart > off ? bstart : off;
@@ -1055,12 +1067,17 @@ static ssize_t write_locked(struct io *io, const char *buf, size_t size, uint64_
 		                       src, CK_BLOCK_SIZE, cbuf + clen)) < 0)
 			goto out;
 		clen += CK_CBLOCK_SIZE;
-	}
-	if ((r = pwrite_full(in->fd, cbuf, clen, (off_t)ck_block_offset(b0))) < 0) {
-		/* ENOSPC half-way: what was written past the size is not kept. */
-		if (new_final > old_final)
-			(void)trim_leftovers(io);
-		goto out;
+		if (b == b1 || b - s0 + 1 == CK_SLICE) {
+			if ((r = pwrite_full(in->fd, cbuf, clen, (off_t)ck_block_offset(s0))) < 0) {
+				/* ENOSPC half-way: what was written past the size
+				 * is not kept. */
+				if (new_final > old_final)
+					(void)trim_leftovers(io);
+				goto out;
+			}
+			s0 = b + 1;
+			clen = 0;
+		}
 	}
 	/* Step 2: the new size. */
 	if (new_size != psize && (r = set_size(io, new_size)) < 0)

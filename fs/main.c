@@ -85,8 +85,9 @@ static void usage(FILE *f)
 		"  -o allow_other     let other users use the mount (permissions are always\n"
 		"                     checked by the kernel: default_permissions)\n"
 		"  -o ro              read-only\n"
-		"  -o cache_timeout=S kernel attribute/entry cache time in seconds (default 1)\n"
-		"  -o threads=N       maximum worker threads (default 16)\n"
+		"  -o cache_timeout=S kernel attribute/entry cache time in seconds (default 1;\n"
+		"                     86400 with writeback_cache)\n"
+		"  -o threads=N       maximum worker threads (default 10)\n"
 		"  -o key_ttl=S       probe each DEP's customer keys every S seconds (default 30)\n"
 		"  -o writeback_cache let the kernel merge writes in its page cache (faster\n"
 		"                     small writes; data is durable at fsync; the volume must\n"
@@ -194,7 +195,7 @@ static int mount_lock(int exclusive)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = { .threads = 16 };
+	struct options o = { .threads = 10 };
 	struct fuse_loop_config *cfg = NULL;
 	struct fuse_session *se = NULL;
 	char msg[1024], fsname[4200], *end;
@@ -216,7 +217,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ckfs: expected VOLUME and MOUNTPOINT (see ckfs --help)\n");
 		{ r = EXIT_USAGE; goto early; }
 	}
-	ck.timeout = 1.0;
+	/* One second by default: other hosts' changes show within it. A
+	 * writeback_cache mount has the volume to itself (mount_lock), so the
+	 * kernel may cache entries and attributes as long as it likes, as on
+	 * a native filesystem; revocation invalidates them either way. */
+	ck.timeout = o.writeback ? 86400.0 : 1.0;
 	if (o.timeout) {
 		ck.timeout = strtod(o.timeout, &end);
 		if (*end || ck.timeout < 0 || ck.timeout > 86400) {
