@@ -8,7 +8,6 @@
  * Lock order (extends ckfs.h): stree.lock -> ns_lock -> inode.io ->
  * inode.lock -> table_lock; trees_lock is a leaf taken alone. */
 #include <errno.h>
-#include <malloc.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -549,20 +548,9 @@ static int nap(long ms)
 static void *watch(void *arg)
 {
 	struct timespec last = { 0 }, now, full = { 0 };
-	time_t trimmed = 0;
 
 	do {
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		/* Give back the memory large requests left in malloc's per-thread
-		 * arenas (1 MiB writes back from the writeback cache, 1 MiB reads):
-		 * glibc keeps freed chunks for reuse, so every worker thread would
-		 * otherwise hold its largest request's buffers for good. Once every
-		 * 2 s costs nothing measurable; a fixed mmap threshold (a fresh
-		 * mapping per request) halved sequential reads. */
-		if (now.tv_sec - trimmed >= 2) {
-			malloc_trim(0);
-			trimmed = now.tv_sec;
-		}
 		/* Also a full reload every key_ttl: directory times on shared
 		 * storage may lag, and trees whose keys were unavailable get
 		 * retried. */
