@@ -338,8 +338,31 @@ static int hdr_store(struct ck_tree *t, int fd, const struct ck_file_hdr *h,
  * host changed it) are verified. Cleared whenever in->keys change. */
 static void hdr_remember(struct ck_inode *in, const uint8_t raw[CK_FILE_HDR_LEN])
 {
+	if (!in->hdr_seen)
+		return;
 	memcpy(in->hdr_seen, raw, CK_FILE_HDR_LEN);
 	in->hdr_seen_ok = 1;
+}
+
+int ck_file_ostate(struct ck_inode *in)
+{
+	if (in->ostate)
+		return 0;
+	if (!(in->ostate = calloc(1, CK_FILE_HDR_LEN + CK_LOGPATH_LEN)))
+		return -ENOMEM;
+	in->hdr_seen = in->ostate;
+	in->logpath = (char *)in->ostate + CK_FILE_HDR_LEN;
+	in->hdr_seen_ok = 0;
+	return 0;
+}
+
+void ck_file_ostate_free(struct ck_inode *in)
+{
+	free(in->ostate);
+	in->ostate = NULL;
+	in->hdr_seen = NULL;
+	in->logpath = NULL;
+	in->hdr_seen_ok = 0;
 }
 
 static int hdr_check(struct ck_inode *in, const uint8_t raw[CK_FILE_HDR_LEN],
@@ -489,7 +512,7 @@ fail:
 
 void ck_file_unload(struct ck_inode *in)
 {
-	in->hdr_seen_ok = 0;
+	ck_file_ostate_free(in);
 	ck_file_keys_release(&in->keys);
 	ck_file_keys_release(&in->keys2);
 	ck_wipe(in->file_id, CK_ID_LEN);

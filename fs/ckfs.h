@@ -77,7 +77,7 @@ struct ck_inode {
 	uint64_t psize;                 /* plaintext size, under io */
 	/* Under io: the raw header last verified (or written) under keys, so
 	 * that re-reading the same bytes needs no second MAC check (chunk.c). */
-	uint8_t hdr_seen[CK_FILE_HDR_LEN];
+	uint8_t *hdr_seen;              /* CK_FILE_HDR_LEN bytes, see ostate */
 	int hdr_seen_ok;
 	/* Under lock: the plaintext size last read from the header of a file
 	 * that is not open, valid while the backing stat matches. */
@@ -97,7 +97,13 @@ struct ck_inode {
 		struct timespec mtim, ctim;
 		int ok;
 	} pcs;
-	char logpath[256];              /* plaintext path at open, for logs */
+	/* The open file's state that a closed inode does not need: allocated
+	 * by the first open (ck_file_ostate), freed by the last release or
+	 * with the inode, so that the thousands of inodes the kernel keeps
+	 * cached cost ~500 bytes each, not 1.3 KB. hdr_seen and logpath
+	 * point into it (NULL when it is not there). */
+	void *ostate;
+	char *logpath;                  /* CK_LOGPATH_LEN: plaintext path at open, for logs */
 	struct ck_file_keys keys;       /* secret */
 };
 
@@ -279,6 +285,11 @@ int ck_file_load(struct ck_inode *in, int fd, const uint8_t dirid[static CK_ID_L
 /* Re-read the size and flags from the header (another host may have
  * changed the file: close-to-open consistency). */
 int ck_file_refresh(struct ck_inode *in);
+#define CK_LOGPATH_LEN 256
+/* Allocate in->ostate (hdr_seen, logpath) if missing: 0 or -ENOMEM.
+ * Caller holds in->lock. ck_file_ostate_free frees it. */
+int ck_file_ostate(struct ck_inode *in);
+void ck_file_ostate_free(struct ck_inode *in);
 /* Last release: wipe the keys and close the fd. Caller holds in->lock. */
 void ck_file_unload(struct ck_inode *in);
 ssize_t ck_file_read(struct ck_inode *in, char *buf, size_t size, off_t off);

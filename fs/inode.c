@@ -113,6 +113,7 @@ static void unref_locked(struct ck_inode *in, uint64_t lookups, uint64_t refs)
 	for (struct ck_name *n = in->names; n; n = n->next)
 		unref_locked(n->parent, 0, 1);
 	free_names(in->names);
+	ck_file_ostate_free(in);
 	pthread_rwlock_destroy(&in->io);
 	pthread_mutex_destroy(&in->lock);
 	free(in);

@@ -236,8 +236,10 @@ static int file_acquire(struct ck_inode *in, int *keep)
 	if (in->nopen) {
 		in->nopen++;
 		close(fd);
+	} else if ((r = ck_file_ostate(in)) < 0) {
+		close(fd);
 	} else {
-		ck_inode_path(in, in->logpath, sizeof(in->logpath));
+		ck_inode_path(in, in->logpath, CK_LOGPATH_LEN);
 		if ((r = ck_file_load(in, fd, dirid, loc.name)) < 0) {
 			close(fd);
 		} else {
@@ -588,8 +590,10 @@ static void op_create(fuse_req_t req, fuse_ino_t pino, const char *name, mode_t 
 	if (in->nopen) {
 		in->nopen++;
 		close(fd);
+	} else if ((r = ck_file_ostate(in)) < 0) {
+		close(fd);
 	} else {
-		ck_inode_path(in, in->logpath, sizeof(in->logpath));
+		ck_inode_path(in, in->logpath, CK_LOGPATH_LEN);
 		if ((r = ck_file_adopt(in, fd, &nf, dirid, name)) == 0) {
 			struct stat cst;
 			in->nopen = 1;
