@@ -974,10 +974,11 @@ out:
 	return r;
 }
 
-/* Requests are read and written in slices of CK_SLICE blocks: one backing
- * I/O per slice, and a ciphertext buffer of a slice, not of the request
- * (1 MiB requests in every worker thread would otherwise keep megabytes
- * each: the daemon's memory is locked, so malloc cannot give it back). */
+/* Reads go to the backing file in slices of CK_SLICE blocks: one backing
+ * read per slice, and a ciphertext buffer of a slice, not of the request
+ * (1 MiB reads in every worker thread would otherwise keep a megabyte more
+ * each: the daemon's memory is locked, so malloc cannot give it back).
+ * Writes seal a whole request before writing it (write_locked). */
 #define CK_SLICE 32
 
 ssize_t ck_file_read(struct ck_inode *in, char *buf, size_t size, off_t off)
@@ -1061,11 +1062,12 @@ static ssize_t write_locked(struct io *io, const char *buf, size_t size, uint64_
 	 * step 3 when it is outside the range written here. */
 	if (b0 > old_final && (r = read_block(io, old_final, opt)) < 0)
 		return r;
-	if (!(cbuf = malloc((size_t)CK_SLICE * CK_CBLOCK_SIZE)))
+	/* All blocks are sealed before the first byte is written (one
+	 * write): a daemon killed while sealing leaves nothing behind, and
+	 * one killed in the write leaves at most one cut (ck-fsck). */
+	if (!(cbuf = malloc((size_t)(b1 - b0 + 1) * CK_CBLOCK_SIZE)))
 		return -ENOMEM;
-	/* Step 1: the blocks, a slice per backing write; the old final block
-	 * keeps its mark for now. */
-	uint64_t s0 = b0;
+	/* Step 1: the blocks; the old final block keeps its mark for now. */
 	for (uint64_t b = b0; b <= b1; b++) {
 		uint64_t bstart = b * CK_BLOCK_SIZE;
 		uint64_t from = bstart > off ? bstart : off;
@@ -1090,17 +1092,12 @@ static ssize_t write_locked(struct io *io, const char *buf, size_t size, uint64_
 		                       src, CK_BLOCK_SIZE, cbuf + clen)) < 0)
 			goto out;
 		clen += CK_CBLOCK_SIZE;
-		if (b == b1 || b - s0 + 1 == CK_SLICE) {
-			if ((r = pwrite_full(in->fd, cbuf, clen, (off_t)ck_block_offset(s0))) < 0) {
-				/* ENOSPC half-way: what was written past the size
-				 * is not kept. */
-				if (new_final > old_final)
-					(void)trim_leftovers(io);
-				goto out;
-			}
-			s0 = b + 1;
-			clen = 0;
-		}
+	}
+	if ((r = pwrite_full(in->fd, cbuf, clen, (off_t)ck_block_offset(b0))) < 0) {
+		/* ENOSPC half-way: what was written past the size is not kept. */
+		if (new_final > old_final)
+			(void)trim_leftovers(io);
+		goto out;
 	}
 	/* Step 2: the new size. */
 	if (new_size != psize && (r = set_size(io, new_size)) < 0)
