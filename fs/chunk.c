@@ -128,11 +128,12 @@ int ck_pcs_open(struct ck_inode *in, const struct stat *st)
 }
 
 /* After a change made at fd under the write lock: before is the backing
- * stat taken under that lock before the change. */
+ * stat taken under that lock before the change (NULL: not known, so the
+ * stamp is dropped). */
 static void pcs_follow(struct ck_inode *in, int fd, const struct stat *before)
 {
 	struct stat after;
-	int ok = fstat(fd, &after) == 0;
+	int ok = before && fstat(fd, &after) == 0;
 
 	pthread_mutex_lock(&in->lock);
 	pcs_set(in, ok && pcs_match(in, before) ? &after : NULL);
@@ -168,14 +169,9 @@ void ck_pcs_meta_end(struct ck_inode *in, struct ck_pcs_meta *m)
 {
 	if (in->type != S_IFREG)
 		return;
-	if (m->have) {
-		pcs_follow(in, m->fd, &m->before);
+	pcs_follow(in, m->fd, m->have ? &m->before : NULL);
+	if (m->have)
 		wunlock(m->fd);
-	} else {
-		pthread_mutex_lock(&in->lock);
-		pcs_set(in, NULL);
-		pthread_mutex_unlock(&in->lock);
-	}
 	if (m->fd >= 0)
 		close(m->fd);
 	m->fd = -1;
@@ -585,13 +581,8 @@ int ck_file_bind(struct ck_tree *t, int fd, struct ck_inode *in,
 	if (in)
 		in->hdr_seen_ok = 0;
 	r = hdr_store(t, fd, &h, k.header, 1);
-	if (have)
-		pcs_follow(in, fd, &before);
-	else if (in) {
-		pthread_mutex_lock(&in->lock);
-		pcs_set(in, NULL);
-		pthread_mutex_unlock(&in->lock);
-	}
+	if (in)
+		pcs_follow(in, fd, have ? &before : NULL);
 out:
 	ck_apply_unlock(fd);
 	wunlock(fd);
@@ -930,13 +921,8 @@ static void wio_end(struct io *io)
 		struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, io->pcs_before.st_mtim };
 		(void)futimens(fd, ts);
 	}
-	if (io->pcs_have)
-		pcs_follow(io->in, fd, &io->pcs_before);
-	else if (io->in) {
-		pthread_mutex_lock(&io->in->lock);
-		pcs_set(io->in, NULL);
-		pthread_mutex_unlock(&io->in->lock);
-	}
+	if (io->in)
+		pcs_follow(io->in, fd, io->pcs_have ? &io->pcs_before : NULL);
 	io_end(io);
 	if (fd >= 0)
 		wunlock(fd);

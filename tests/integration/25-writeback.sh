@@ -9,15 +9,6 @@
 
 MNT2=$T/mnt2
 
-# kill_daemon MNT: kill -9 the daemon of MNT (ours), clear the dead mount.
-kill_daemon() {
-	local pid=${MOUNT_PID[$1]}
-	kill -9 "$pid"; wait "$pid" 2>/dev/null
-	fusermount3 -u "$1" 2>/dev/null || fusermount3 -uz "$1"
-	unset "MOUNT_PID[$1]"
-	! mountpoint -q "$1"
-}
-
 # refused WHAT MSG-REGEX ARGS...: ckfs ARGS fails with exit status 2 and a
 # one-line error matching MSG-REGEX, and mounts nothing.
 refused() {

@@ -252,15 +252,6 @@ all_under() { # BACKINGDIR TREEID
 }
 svc_id() { od -An -tx1 -j 48 -N 16 "$VOL/.ckfs/volume" | tr -d ' \n'; }
 
-# kill_daemon MNT: kill -9 the daemon of MNT (ours), clear the dead mount.
-kill_daemon() {
-	local pid=${MOUNT_PID[$1]}
-	kill -9 "$pid"; wait "$pid" 2>/dev/null
-	fusermount3 -u "$1" 2>/dev/null || fusermount3 -uz "$1"
-	unset "MOUNT_PID[$1]"
-	! mountpoint -q "$1"
-}
-
 # ------------------------------------------------------------ setup
 check "ck-mkfs" mkfs_ckfs "$VOL"
 sh_check "ck-dep create depA, depB" '"$CKDEP" "$VOL" create depA && "$CKDEP" "$VOL" create depB'

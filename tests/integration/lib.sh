@@ -180,6 +180,15 @@ mount_ckfs() {
 	return 1
 }
 
+# kill_daemon MNT: kill -9 the daemon of MNT (ours), clear the dead mount.
+kill_daemon() {
+	local pid=${MOUNT_PID[$1]}
+	kill -9 "$pid"; wait "$pid" 2>/dev/null
+	fusermount3 -u "$1" 2>/dev/null || fusermount3 -uz "$1"
+	unset "MOUNT_PID[$1]"
+	! mountpoint -q "$1"
+}
+
 # daemon_alive MNT: the daemon serving MNT is still running and mounted.
 daemon_alive() {
 	local pid=${MOUNT_PID[$1]:-}
